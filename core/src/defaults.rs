@@ -1,0 +1,1 @@
+//! Defaulting: the values the apiserver fills in before validation.
