@@ -24,7 +24,7 @@ pub enum SelectorOperator {
 /// One `matchExpressions` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct LabelSelectorRequirement {
     pub key: String,
     pub operator: SelectorOperator,
@@ -177,23 +177,37 @@ impl SelectorParser<'_> {
         loop {
             if self.eat("!") {
                 let key = self.key()?;
-                sel.match_expressions.push(requirement(key, SelectorOperator::DoesNotExist, Vec::new()));
+                sel.match_expressions.push(requirement(
+                    key,
+                    SelectorOperator::DoesNotExist,
+                    Vec::new(),
+                ));
             } else {
                 let key = self.key()?;
                 if self.eat("!=") {
                     let v = self.word().to_string();
-                    sel.match_expressions.push(requirement(key, SelectorOperator::NotIn, alloc::vec![v]));
+                    sel.match_expressions.push(requirement(
+                        key,
+                        SelectorOperator::NotIn,
+                        alloc::vec![v],
+                    ));
                 } else if self.eat("==") || self.eat("=") {
                     let v = self.word().to_string();
                     sel.match_labels.insert(key, v);
                 } else if self.eat_keyword("notin") {
                     let vs = self.value_set()?;
-                    sel.match_expressions.push(requirement(key, SelectorOperator::NotIn, vs));
+                    sel.match_expressions
+                        .push(requirement(key, SelectorOperator::NotIn, vs));
                 } else if self.eat_keyword("in") {
                     let vs = self.value_set()?;
-                    sel.match_expressions.push(requirement(key, SelectorOperator::In, vs));
+                    sel.match_expressions
+                        .push(requirement(key, SelectorOperator::In, vs));
                 } else {
-                    sel.match_expressions.push(requirement(key, SelectorOperator::Exists, Vec::new()));
+                    sel.match_expressions.push(requirement(
+                        key,
+                        SelectorOperator::Exists,
+                        Vec::new(),
+                    ));
                 }
             }
             self.skip_ws();
@@ -220,8 +234,16 @@ impl SelectorParser<'_> {
     }
 }
 
-fn requirement(key: String, operator: SelectorOperator, values: Vec<String>) -> LabelSelectorRequirement {
-    LabelSelectorRequirement { key, operator, values }
+fn requirement(
+    key: String,
+    operator: SelectorOperator,
+    values: Vec<String>,
+) -> LabelSelectorRequirement {
+    LabelSelectorRequirement {
+        key,
+        operator,
+        values,
+    }
 }
 
 impl fmt::Display for LabelSelector {
@@ -243,7 +265,11 @@ impl fmt::Display for LabelSelector {
                 SelectorOperator::Exists => write!(f, "{}", r.key)?,
                 SelectorOperator::DoesNotExist => write!(f, "!{}", r.key)?,
                 SelectorOperator::In | SelectorOperator::NotIn => {
-                    let op = if r.operator == SelectorOperator::In { "in" } else { "notin" };
+                    let op = if r.operator == SelectorOperator::In {
+                        "in"
+                    } else {
+                        "notin"
+                    };
                     write!(f, "{} {op} (", r.key)?;
                     for (i, v) in r.values.iter().enumerate() {
                         write!(f, "{}{v}", if i == 0 { "" } else { "," })?;
@@ -261,7 +287,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -295,7 +324,15 @@ mod tests {
 
     #[test]
     fn parse_errors_point_at_the_problem() {
-        for bad in ["=web", "app=web,", "env in prod", "env in (a", "app=web tier=x", "!", "a,,b"] {
+        for bad in [
+            "=web",
+            "app=web,",
+            "env in prod",
+            "env in (a",
+            "app=web tier=x",
+            "!",
+            "a,,b",
+        ] {
             assert!(LabelSelector::parse(bad).is_err(), "{bad:?} parsed");
         }
         let e = LabelSelector::parse("env in prod").unwrap_err();

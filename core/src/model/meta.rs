@@ -19,6 +19,8 @@ pub struct ObjectMeta {
     /// Set by the apiserver on create; never changes.
     pub uid: String,
     /// The store revision of the last write; 0 before the object is stored.
+    /// Manifests write it as a string, as Kubernetes does.
+    #[serde(with = "revision_serde")]
     pub resource_version: u64,
     /// Bumped by the apiserver on every change to `spec`.
     pub generation: i64,
@@ -67,9 +69,10 @@ impl ObjectMeta {
     }
 }
 
-/// A port given as a number or as the name of a container port.
+/// A port given as a number or as the name of a container port. A name is
+/// never empty: an empty one reads back from a manifest as port 0 (both are
+/// invalid and refused by validation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 pub enum PortRef {
     Number(i32),
     Name(String),
@@ -78,6 +81,21 @@ pub enum PortRef {
 impl Default for PortRef {
     fn default() -> Self {
         PortRef::Number(0)
+    }
+}
+
+#[cfg(any(test, feature = "arbitrary"))]
+impl<'a> arbitrary::Arbitrary<'a> for PortRef {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        if u.arbitrary()? {
+            return Ok(PortRef::Number(u.arbitrary()?));
+        }
+        let name: String = u.arbitrary()?;
+        Ok(PortRef::Name(if name.is_empty() {
+            "http".into()
+        } else {
+            name
+        }))
     }
 }
 
@@ -110,18 +128,64 @@ pub(crate) mod port_ref_serde {
                 f.write_str("a port number or a port name")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<PortRef, E> {
-                i32::try_from(v).map(PortRef::Number).map_err(|_| E::custom("port out of range"))
+                i32::try_from(v)
+                    .map(PortRef::Number)
+                    .map_err(|_| E::custom("port out of range"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<PortRef, E> {
-                i32::try_from(v).map(PortRef::Number).map_err(|_| E::custom("port out of range"))
+                i32::try_from(v)
+                    .map(PortRef::Number)
+                    .map_err(|_| E::custom("port out of range"))
             }
+            /// A quoted string is a port name even when it looks like a
+            /// number, as in Kubernetes; validation then rejects it.
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PortRef, E> {
-                Ok(match v.parse::<i32>() {
-                    Ok(n) => PortRef::Number(n),
-                    Err(_) => PortRef::Name(String::from(v)),
-                })
+                Ok(PortRef::Name(String::from(v)))
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// `resourceVersion` is text in manifests (`"1234"`) and an integer on the wire.
+mod revision_serde {
+    use core::fmt;
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(rv: &u64, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(rv)
+        } else {
+            s.serialize_u64(*rv)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = u64;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a resource version (a decimal revision number)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+                Ok(v)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+                u64::try_from(v).map_err(|_| E::custom("resource version must not be negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+                if v.is_empty() {
+                    return Ok(0);
+                }
+                v.parse()
+                    .map_err(|_| E::custom("resource version must be a decimal number"))
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_any(V)
+        } else {
+            d.deserialize_u64(V)
+        }
     }
 }

@@ -27,7 +27,9 @@ use core::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// The kinds of object the system stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 pub enum Kind {
     Namespace,
@@ -40,11 +42,19 @@ pub enum Kind {
 
 /// A resource name that is not one of ours.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown resource type {0:?} (known: pods/po, nodes/no, replicasets/rs, namespaces/ns, leases)")]
+#[error(
+    "unknown resource type {0:?} (known: pods/po, nodes/no, replicasets/rs, namespaces/ns, leases)"
+)]
 pub struct UnknownKind(pub alloc::string::String);
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Namespace, Kind::Pod, Kind::Node, Kind::ReplicaSet, Kind::Lease];
+    pub const ALL: [Kind; 5] = [
+        Kind::Namespace,
+        Kind::Pod,
+        Kind::Node,
+        Kind::ReplicaSet,
+        Kind::Lease,
+    ];
 
     /// The `apiVersion` manifests of this kind carry.
     pub const fn api_version(self) -> &'static str {

@@ -110,7 +110,9 @@ pub struct ResourceRequirements {
     pub limits: ResourceList,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 pub enum Protocol {
     #[default]
@@ -343,7 +345,12 @@ impl Pod {
     /// with requests equal to limits, BestEffort when nothing is requested
     /// or limited, Burstable otherwise.
     pub fn qos_class(&self) -> QosClass {
-        let all = || self.spec.init_containers.iter().chain(&self.spec.containers);
+        let all = || {
+            self.spec
+                .init_containers
+                .iter()
+                .chain(&self.spec.containers)
+        };
         let tracked = [resource::CPU, resource::MEMORY];
         let any_set = all().any(|c| {
             tracked.iter().any(|r| {
@@ -356,7 +363,9 @@ impl Pod {
         }
         let guaranteed = all().all(|c| {
             tracked.iter().all(|r| match c.resources.limits.get(*r) {
-                Some(limit) if !limit.is_zero() => c.resources.requests.get(*r).is_none_or(|req| req == limit),
+                Some(limit) if !limit.is_zero() => {
+                    c.resources.requests.get(*r).is_none_or(|req| req == limit)
+                }
                 _ => false,
             })
         });
@@ -397,34 +406,66 @@ mod tests {
 
     fn container(requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Container {
         let list = |p: &[(&str, &str)]| -> ResourceList {
-            p.iter().map(|(k, v)| (k.to_string(), v.parse().unwrap())).collect()
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+                .collect()
         };
         Container {
             name: "c".into(),
             image: "busybox".into(),
-            resources: ResourceRequirements { requests: list(requests), limits: list(limits) },
+            resources: ResourceRequirements {
+                requests: list(requests),
+                limits: list(limits),
+            },
             ..Container::default()
         }
     }
 
     fn pod(containers: Vec<Container>) -> Pod {
-        Pod { spec: PodSpec { containers, ..PodSpec::default() }, ..Pod::default() }
+        Pod {
+            spec: PodSpec {
+                containers,
+                ..PodSpec::default()
+            },
+            ..Pod::default()
+        }
     }
 
     #[test]
     fn qos_classes() {
         let full = [("cpu", "1"), ("memory", "1Gi")];
-        assert_eq!(pod(vec![container(&[], &[])]).qos_class(), QosClass::BestEffort);
-        assert_eq!(pod(vec![container(&full, &full)]).qos_class(), QosClass::Guaranteed);
-        assert_eq!(pod(vec![container(&[], &full)]).qos_class(), QosClass::Guaranteed);
-        assert_eq!(pod(vec![container(&[("cpu", "500m")], &full)]).qos_class(), QosClass::Burstable);
-        assert_eq!(pod(vec![container(&full, &full), container(&[], &[])]).qos_class(), QosClass::Burstable);
-        assert_eq!(pod(vec![container(&[("memory", "1Mi")], &[])]).qos_class(), QosClass::Burstable);
+        assert_eq!(
+            pod(vec![container(&[], &[])]).qos_class(),
+            QosClass::BestEffort
+        );
+        assert_eq!(
+            pod(vec![container(&full, &full)]).qos_class(),
+            QosClass::Guaranteed
+        );
+        assert_eq!(
+            pod(vec![container(&[], &full)]).qos_class(),
+            QosClass::Guaranteed
+        );
+        assert_eq!(
+            pod(vec![container(&[("cpu", "500m")], &full)]).qos_class(),
+            QosClass::Burstable
+        );
+        assert_eq!(
+            pod(vec![container(&full, &full), container(&[], &[])]).qos_class(),
+            QosClass::Burstable
+        );
+        assert_eq!(
+            pod(vec![container(&[("memory", "1Mi")], &[])]).qos_class(),
+            QosClass::Burstable
+        );
     }
 
     #[test]
     fn effective_requests_sum_containers_and_cover_init() {
-        let mut p = pod(vec![container(&[("cpu", "250m")], &[]), container(&[("cpu", "250m"), ("memory", "64Mi")], &[])]);
+        let mut p = pod(vec![
+            container(&[("cpu", "250m")], &[]),
+            container(&[("cpu", "250m"), ("memory", "64Mi")], &[]),
+        ]);
         p.spec.init_containers = vec![container(&[("cpu", "2")], &[])];
         let r = p.effective_requests();
         assert_eq!(r["cpu"].millis(), 2000);

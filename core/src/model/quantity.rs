@@ -38,7 +38,9 @@ pub struct Quantity {
 /// Why a quantity string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
-    #[error("quantity {0:?} is empty or not a number (expected forms such as 500m, 128Mi, 1.5Gi, 2e3)")]
+    #[error(
+        "quantity {0:?} is empty or not a number (expected forms such as 500m, 128Mi, 1.5Gi, 2e3)"
+    )]
     Syntax(String),
     #[error("quantity {0:?} has an unknown suffix (known: n u m k M G T P E Ki Mi Gi Ti Pi Ei)")]
     Suffix(String),
@@ -46,7 +48,14 @@ pub enum QuantityError {
     Range(String),
 }
 
-const BINARY: [(&str, u32); 6] = [("Ki", 1), ("Mi", 2), ("Gi", 3), ("Ti", 4), ("Pi", 5), ("Ei", 6)];
+const BINARY: [(&str, u32); 6] = [
+    ("Ki", 1),
+    ("Mi", 2),
+    ("Gi", 3),
+    ("Ti", 4),
+    ("Pi", 5),
+    ("Ei", 6),
+];
 const DECIMAL: [(&str, i32); 9] = [
     ("n", -9),
     ("u", -6),
@@ -402,11 +411,19 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_quantity() {
-        for bad in ["", "m", "abc", "1.2.3", "12Zi", "1 Gi", "1Gii", "1e", "1e99", "8Ei", "--1", "1ki"] {
+        for bad in [
+            "", "m", "abc", "1.2.3", "12Zi", "1 Gi", "1Gii", "1e", "1e99", "8Ei", "--1", "1ki",
+        ] {
             assert!(Quantity::parse(bad).is_err(), "{bad:?} parsed");
         }
-        assert!(matches!(Quantity::parse("12Zi"), Err(QuantityError::Suffix(_))));
-        assert!(matches!(Quantity::parse("8Ei"), Err(QuantityError::Range(_))));
+        assert!(matches!(
+            Quantity::parse("12Zi"),
+            Err(QuantityError::Suffix(_))
+        ));
+        assert!(matches!(
+            Quantity::parse("8Ei"),
+            Err(QuantityError::Range(_))
+        ));
     }
 
     #[test]
@@ -425,7 +442,11 @@ mod tests {
             ("1.5Ki", "1536"),
         ];
         for (input, printed) in cases {
-            assert_eq!(Quantity::parse(input).unwrap().to_string(), printed, "{input}");
+            assert_eq!(
+                Quantity::parse(input).unwrap().to_string(),
+                printed,
+                "{input}"
+            );
         }
     }
 
@@ -440,7 +461,10 @@ mod tests {
 
     #[test]
     fn equality_is_by_amount() {
-        assert_eq!(Quantity::parse("1Gi").unwrap(), Quantity::parse("1073741824").unwrap());
+        assert_eq!(
+            Quantity::parse("1Gi").unwrap(),
+            Quantity::parse("1073741824").unwrap()
+        );
         assert!(Quantity::parse("1Gi").unwrap() > Quantity::parse("1G").unwrap());
     }
 

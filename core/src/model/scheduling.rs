@@ -7,7 +7,9 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// What a taint does to pods that do not tolerate it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 pub enum TaintEffect {
     /// New pods are not scheduled here.
@@ -104,8 +106,12 @@ impl NodeSelectorRequirement {
             NodeSelectorOperator::NotIn => value.is_none_or(|v| !self.values.contains(v)),
             NodeSelectorOperator::Exists => value.is_some(),
             NodeSelectorOperator::DoesNotExist => value.is_none(),
-            NodeSelectorOperator::Gt => matches!((value.and_then(|v| as_int(v)), bound()), (Some(v), Some(b)) if v > b),
-            NodeSelectorOperator::Lt => matches!((value.and_then(|v| as_int(v)), bound()), (Some(v), Some(b)) if v < b),
+            NodeSelectorOperator::Gt => {
+                matches!((value.and_then(|v| as_int(v)), bound()), (Some(v), Some(b)) if v > b)
+            }
+            NodeSelectorOperator::Lt => {
+                matches!((value.and_then(|v| as_int(v)), bound()), (Some(v), Some(b)) if v < b)
+            }
         }
     }
 }
@@ -120,7 +126,8 @@ pub struct NodeSelectorTerm {
 
 impl NodeSelectorTerm {
     pub fn matches(&self, labels: &Labels) -> bool {
-        !self.match_expressions.is_empty() && self.match_expressions.iter().all(|r| r.matches(labels))
+        !self.match_expressions.is_empty()
+            && self.match_expressions.iter().all(|r| r.matches(labels))
     }
 }
 
@@ -199,7 +206,12 @@ mod tests {
     use alloc::string::ToString;
 
     fn taint(key: &str, value: &str, effect: TaintEffect) -> Taint {
-        Taint { key: key.into(), value: value.into(), effect, time_added: None }
+        Taint {
+            key: key.into(),
+            value: value.into(),
+            effect,
+            time_added: None,
+        }
     }
 
     #[test]

@@ -293,7 +293,10 @@ mod tests {
     #[test]
     fn serde_is_text_in_json_and_integers_in_postcard() {
         let t = Time::from_unix(1_700_000_000, 0);
-        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2023-11-14T22:13:20Z\"");
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2023-11-14T22:13:20Z\""
+        );
         let bytes = postcard::to_allocvec(&t).unwrap();
         assert_eq!(postcard::from_bytes::<Time>(&bytes).unwrap(), t);
     }
