@@ -2,3 +2,16 @@
 //! the OCI runtime, the image store and overlay snapshotter, and the node
 //! agent. It talks to the control plane only through `noderun-core`'s
 //! protocol. (Work in progress: see the README's status table.)
+//!
+//! - [`sys`]: thin, named wrappers around the raw syscalls; nothing else
+//!   calls `libc` for them.
+//! - [`cgroups`]: one `Cgroups` interface, a v1 and a v2 driver.
+//! - [`rootfs`]: the container's filesystem: mounts, devices, pivot_root,
+//!   masked and read-only paths.
+//! - [`process`]: the container process's identity and confinement:
+//!   namespaces joined, user, capabilities, rlimits, seccomp.
+
+pub mod cgroups;
+pub mod process;
+pub mod rootfs;
+pub mod sys;

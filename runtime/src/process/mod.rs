@@ -1,0 +1,1 @@
+//! The container process setup (placeholder: being written).

@@ -1,0 +1,1 @@
+//! The container filesystem (placeholder: being written).

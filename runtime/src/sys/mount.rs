@@ -1,0 +1,1 @@
+//! Mount-related syscalls (placeholder: being written).

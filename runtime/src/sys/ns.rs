@@ -1,0 +1,1 @@
+//! Namespace syscalls (placeholder: being written).
