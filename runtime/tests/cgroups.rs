@@ -1,0 +1,202 @@
+//! Privileged tests of the cgroup drivers on the host's own layout (v1 on a
+//! hybrid host, v2 inside the qemu VM): limits are written and enforced,
+//! freeze and kill reach every process, delete leaves nothing behind.
+
+use noderun_runtime::cgroups::{self, Cgroups, Layout, Resources};
+use std::path::PathBuf;
+
+/// A test cgroup that is emptied and removed when dropped, even on panic.
+struct TestCgroup {
+    cg: Box<dyn Cgroups>,
+}
+
+impl TestCgroup {
+    fn new() -> Option<TestCgroup> {
+        if !noderun_testkit::privileged() {
+            return None;
+        }
+        let layout = Layout::detect().expect("detect cgroup layout");
+        let name = noderun_testkit::unique_name_long("noderun-test-cg");
+        let cg = cgroups::open(&layout, &PathBuf::from(name)).expect("open cgroup");
+        cg.create().expect("create cgroup");
+        Some(TestCgroup { cg })
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = self.cg.kill_all();
+        if let Err(e) = self.cg.delete() {
+            eprintln!("cleanup of test cgroup failed: {e}");
+        }
+    }
+}
+
+/// What a forked child does once it is inside the cgroup. Only
+/// async-signal-safe work: the test process has threads.
+#[derive(Clone, Copy)]
+enum Work {
+    /// Touch `bytes` of fresh anonymous memory, then exit 0.
+    Allocate(usize),
+    /// Fork children that wait forever until a fork fails; exit with the
+    /// number of successful forks.
+    ForkUntilRefused,
+    /// Wait for a signal.
+    Pause,
+}
+
+/// Fork a child, put it into `cg` before it does anything, then let it run
+/// `work`. Returns its pid.
+fn spawn_in(cg: &dyn Cgroups, work: Work) -> i32 {
+    let mut fds = [0; 2];
+    // SAFETY: pipe() writes two fds into the array we own.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only makes async-signal-safe calls (read, mmap,
+    // fork, pause, _exit) before it exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        child(fds[0], work);
+    }
+    // SAFETY: closing our copy of the read end we own.
+    unsafe { libc::close(fds[0]) };
+    cg.add_process(pid).expect("add child to cgroup");
+    // SAFETY: writing one byte from a valid buffer to the write end we own.
+    unsafe {
+        libc::write(fds[1], b"g".as_ptr().cast(), 1);
+        libc::close(fds[1]);
+    }
+    pid
+}
+
+fn child(ready: i32, work: Work) -> ! {
+    let mut b = 0u8;
+    // SAFETY: everything below is async-signal-safe and touches only memory
+    // this child mapped itself; the child never returns.
+    unsafe {
+        libc::read(ready, (&mut b as *mut u8).cast(), 1);
+        match work {
+            Work::Allocate(bytes) => {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                if p == libc::MAP_FAILED {
+                    libc::_exit(2);
+                }
+                let p = p.cast::<u8>();
+                for off in (0..bytes).step_by(4096) {
+                    p.add(off).write_volatile(1);
+                }
+                libc::_exit(0);
+            }
+            Work::ForkUntilRefused => {
+                let mut forks = 0;
+                while forks < 100 {
+                    match libc::fork() {
+                        0 => loop {
+                            libc::pause();
+                        },
+                        -1 => break,
+                        _ => forks += 1,
+                    }
+                }
+                libc::_exit(forks);
+            }
+            Work::Pause => loop {
+                libc::pause();
+            },
+        }
+    }
+}
+
+/// Wait for `pid`; returns (exit code, killing signal).
+fn wait(pid: i32) -> (Option<i32>, Option<i32>) {
+    let mut status = 0;
+    // SAFETY: waiting for our own child; status is a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid, "waitpid({pid})");
+    if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else {
+        (None, Some(libc::WTERMSIG(status)))
+    }
+}
+
+const MIB: i64 = 1 << 20;
+
+#[test]
+fn limits_are_written_and_reported() {
+    let Some(t) = TestCgroup::new() else { return };
+    let r = Resources {
+        memory_limit: Some(64 * MIB),
+        cpu_shares: Some(512),
+        cpu_quota: Some(50_000),
+        cpu_period: Some(100_000),
+        pids_limit: Some(16),
+        ..Resources::default()
+    };
+    t.cg.apply(&r).unwrap();
+    let s = t.cg.stats().unwrap();
+    assert_eq!(s.memory_limit, Some(64 * MIB as u64));
+    assert_eq!(s.pids_limit, Some(16));
+    // Raising and lowering again works (v1 memsw ordering, v2 cpu.max merge).
+    t.cg.apply(&Resources { memory_limit: Some(128 * MIB), cpu_quota: Some(-1), ..Resources::default() }).unwrap();
+    assert_eq!(t.cg.stats().unwrap().memory_limit, Some(128 * MIB as u64));
+    for p in t.cg.paths() {
+        assert!(p.is_dir(), "{} missing", p.display());
+    }
+}
+
+#[test]
+fn memory_limit_oom_kills_and_is_counted() {
+    let Some(t) = TestCgroup::new() else { return };
+    t.cg.apply(&Resources { memory_limit: Some(32 * MIB), memory_swap: Some(32 * MIB), ..Resources::default() })
+        .unwrap();
+    let pid = spawn_in(t.cg.as_ref(), Work::Allocate(256 * MIB as usize));
+    assert_eq!(wait(pid), (None, Some(libc::SIGKILL)), "allocating past the limit must be OOM-killed");
+    assert!(t.cg.stats().unwrap().oom_kills >= 1, "the OOM kill is counted");
+
+    let pid = spawn_in(t.cg.as_ref(), Work::Allocate(4 * MIB as usize));
+    assert_eq!(wait(pid), (Some(0), None), "allocating under the limit succeeds");
+}
+
+#[test]
+fn pids_limit_refuses_forks() {
+    let Some(t) = TestCgroup::new() else { return };
+    t.cg.apply(&Resources { pids_limit: Some(8), ..Resources::default() }).unwrap();
+    let pid = spawn_in(t.cg.as_ref(), Work::ForkUntilRefused);
+    let (code, _) = wait(pid);
+    // The forking child itself is one of the 8.
+    assert_eq!(code, Some(7), "forks allowed under pids.max=8");
+    assert_eq!(t.cg.pids().unwrap().len(), 7, "the grandchildren remain until killed");
+    t.cg.kill_all().unwrap();
+    assert!(t.cg.pids().unwrap().is_empty());
+}
+
+#[test]
+fn freeze_thaw_and_kill_all() {
+    let Some(t) = TestCgroup::new() else { return };
+    let pid = spawn_in(t.cg.as_ref(), Work::Pause);
+    t.cg.freeze().unwrap();
+    t.cg.thaw().unwrap();
+    assert_eq!(t.cg.pids().unwrap(), vec![pid]);
+    t.cg.kill_all().unwrap();
+    assert_eq!(wait(pid), (None, Some(libc::SIGKILL)));
+    assert!(t.cg.pids().unwrap().is_empty());
+}
+
+#[test]
+fn delete_removes_every_directory_and_is_idempotent() {
+    let Some(t) = TestCgroup::new() else { return };
+    let paths = t.cg.paths();
+    t.cg.delete().unwrap();
+    for p in &paths {
+        assert!(!p.exists(), "{} left behind", p.display());
+    }
+    t.cg.delete().unwrap();
+}
