@@ -33,7 +33,12 @@ cargo test --workspace --all-features
 
 if [ "${NODERUN_SKIP_VM:-0}" != 1 ] && [ -x scripts/vm-test.sh ]; then
   stage "cgroup v2 tests in a qemu VM"
-  scripts/vm-test.sh --cargo-test noderun-tests:vm_selftest -- --ignored
+  # The harness self-test (ignored outside the VM) and the runtime's cgroup
+  # tests, on a pure cgroup v2 kernel.
+  scripts/vm-test.sh --quiet \
+    --cargo-test noderun-tests:vm_selftest \
+    --cargo-test noderun-runtime:cgroups \
+    -- --include-ignored
 fi
 
 fuzz_seconds=${NODERUN_FUZZ_SECONDS:-15}
