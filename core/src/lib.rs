@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod model;
 pub mod validate;
 pub mod defaults;
+pub mod image_ref;
 pub mod proto;
 
 #[cfg(feature = "manifest")]
