@@ -12,6 +12,8 @@
 //!   namespaces joined, user, capabilities, rlimits, seccomp.
 
 pub mod cgroups;
+pub mod image;
 pub mod process;
 pub mod rootfs;
+pub mod snapshot;
 pub mod sys;
