@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 pub type Labels = BTreeMap<String, String>;
 
 /// How a selector requirement compares a label's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(any(test, feature = "arbitrary"), derive(arbitrary::Arbitrary))]
 pub enum SelectorOperator {
     In,
     NotIn,
+    #[default]
     Exists,
     DoesNotExist,
 }
@@ -30,12 +31,6 @@ pub struct LabelSelectorRequirement {
     pub operator: SelectorOperator,
     #[serde(default)]
     pub values: Vec<String>,
-}
-
-impl Default for SelectorOperator {
-    fn default() -> Self {
-        SelectorOperator::Exists
-    }
 }
 
 /// A label query. The empty selector matches every object.

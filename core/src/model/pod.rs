@@ -76,7 +76,9 @@ pub enum PullPolicy {
 pub struct Container {
     pub name: String,
     pub image: String,
-    pub image_pull_policy: PullPolicy,
+    /// None until defaulting picks one from the image tag (Always for
+    /// `:latest` or no tag, IfNotPresent otherwise), as Kubernetes does.
+    pub image_pull_policy: Option<PullPolicy>,
     /// Replaces the image's entrypoint.
     pub command: Vec<String>,
     /// Replaces the image's cmd.
