@@ -8,11 +8,12 @@
 use super::content::ContentStore;
 use super::digest::Digest;
 use super::manifest::Image;
+use super::media;
 use super::oci::{CONTAINERD_NAME, REF_NAME};
 use super::records::ImageRecord;
 use super::ImageError;
-use oci_spec::image::{Descriptor, ImageIndexBuilder, MediaType};
-use std::collections::{BTreeSet, HashMap};
+use serde_json::json;
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -22,30 +23,21 @@ pub fn export(
     images: &[(ImageRecord, Image)],
     out: impl Write,
 ) -> Result<(), ImageError> {
+    // Built as JSON values rather than oci-spec types: their annotations
+    // are a HashMap, whose order would change the bytes from run to run.
     let mut descriptors = Vec::with_capacity(images.len());
     let mut blobs = BTreeSet::new();
     for (record, image) in images {
-        let mut desc = Descriptor::new(
-            MediaType::from(record.media_type.as_str()),
-            record.size,
-            record.manifest,
-        );
-        desc.set_annotations(Some(HashMap::from([
-            (REF_NAME.to_string(), record.name.clone()),
-            (CONTAINERD_NAME.to_string(), record.name.clone()),
-        ])));
-        descriptors.push(desc);
+        descriptors.push(json!({
+            "mediaType": record.media_type,
+            "digest": record.manifest.to_string(),
+            "size": record.size,
+            "annotations": {CONTAINERD_NAME: record.name, REF_NAME: record.name},
+        }));
         blobs.extend(image.blobs());
     }
-    let index = ImageIndexBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageIndex)
-        .manifests(descriptors)
-        .build()
-        .map_err(|e| ImageError::Layout {
-            path: "index.json".into(),
-            reason: e.to_string(),
-        })?;
+    let index =
+        json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": descriptors});
     let index_json = serde_json::to_vec(&index).map_err(|source| ImageError::Records {
         path: "index.json".into(),
         source,
