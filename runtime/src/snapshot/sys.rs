@@ -1,6 +1,7 @@
 //! The raw syscalls of the snapshotter and the layer applier that `nix`
 //! does not wrap for us here: mount(2) and umount2(2) for overlay and bind
-//! mounts, and extended attributes (fsetxattr, lsetxattr). Each returns a
+//! mounts, extended attributes (fsetxattr, lsetxattr) and fchownat(2)
+//! (nix has it only behind a feature this crate does not enable). Each returns a
 //! [`SysError`] naming the call and the path; nothing else in the module
 //! calls `libc` for these.
 
@@ -149,6 +150,35 @@ pub fn set_xattr_nofollow(path: &Path, name: &str, value: &[u8]) -> Result<(), S
         )
     };
     check("lsetxattr", path, rc)
+}
+
+/// Change the owner of `name` in the directory `dir`, not following a
+/// symlink there (`path` is for the error message).
+pub fn chown_at_nofollow(
+    dir: impl AsFd,
+    name: &OsStr,
+    uid: u32,
+    gid: u32,
+    path: &Path,
+) -> Result<(), SysError> {
+    let name_c = CString::new(name.as_bytes()).map_err(|_| SysError {
+        call: "fchownat",
+        path: path.into(),
+        errno: Errno::EINVAL,
+    })?;
+    // SAFETY: `dir` is a live descriptor borrowed for the call and the
+    // name is NUL-terminated; the flag keeps the kernel from following a
+    // symlink at that name.
+    let rc = unsafe {
+        libc::fchownat(
+            dir.as_fd().as_raw_fd(),
+            name_c.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    check("fchownat", path, rc)
 }
 
 /// The path through /proc that names `name` inside the directory open as

@@ -17,7 +17,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{linkat, symlinkat, unlinkat, UnlinkatFlags};
 use std::ffi::OsStr;
 use std::fs::{File, FileTimes, Permissions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::time::SystemTime;
@@ -122,16 +122,22 @@ fn set_at_meta(
     meta: &EntryMeta,
     chmod: bool,
 ) -> Result<(), EntryError> {
-    let path = sys::proc_path(dir, name);
-    std::os::unix::fs::lchown(&path, Some(meta.uid), Some(meta.gid)).map_err(io_err("chown"))?;
+    sys::chown_at_nofollow(dir, name, meta.uid, meta.gid, name.as_ref()).map_err(|e| {
+        EntryError {
+            op: "chown",
+            source: e.errno.into(),
+        }
+    })?;
     if chmod {
         let mode = Mode::from_bits_truncate(meta.mode);
         fchmodat(dir, name, mode, FchmodatFlags::FollowSymlink).map_err(err("chmod"))?;
     }
     for (key, value) in &meta.xattrs {
-        sys::set_xattr_nofollow(&path, key, value).map_err(|e| EntryError {
-            op: "set xattr",
-            source: e.errno.into(),
+        sys::set_xattr_nofollow(&sys::proc_path(dir, name), key, value).map_err(|e| {
+            EntryError {
+                op: "set xattr",
+                source: e.errno.into(),
+            }
         })?;
     }
     let t = timespec(meta.mtime);
@@ -144,6 +150,7 @@ pub fn file(
     name: &OsStr,
     meta: &EntryMeta,
     data: &mut impl Read,
+    buf: &mut [u8],
 ) -> Result<(u64, Replaced), EntryError> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -154,12 +161,28 @@ pub fn file(
         Ok(())
     })?;
     let mut file = File::from(fd.expect("created"));
-    let written = io::copy(data, &mut file).map_err(io_err("write file"))?;
+    let written = copy(data, &mut file, buf).map_err(io_err("write file"))?;
     set_fd_meta(&file, meta)?;
     let t = meta.mtime;
     file.set_times(FileTimes::new().set_accessed(t).set_modified(t))
         .map_err(io_err("set times"))?;
     Ok((written, replaced))
+}
+
+/// Copy in chunks of `buf`'s size (larger than `io::copy`'s 8 KiB, so a
+/// big file takes fewer write calls).
+fn copy(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> io::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
+    }
 }
 
 /// A directory, kept (and merged) when one is there already. Returns it

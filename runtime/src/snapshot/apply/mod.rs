@@ -135,7 +135,12 @@ struct Applier {
     /// Directory mtimes, set last (creating entries changes them).
     dir_times: Vec<(Vec<OsString>, SystemTime)>,
     stats: ApplyStats,
+    /// The buffer file contents are copied through.
+    buf: Vec<u8>,
 }
+
+/// Size of the file copy buffer.
+const COPY_BUFFER: usize = 1 << 17;
 
 impl Applier {
     fn new(dest: &Path) -> Result<Applier, ApplyError> {
@@ -148,6 +153,7 @@ impl Applier {
             cache: None,
             dir_times: Vec::new(),
             stats: ApplyStats::default(),
+            buf: vec![0; COPY_BUFFER],
         })
     }
 
@@ -264,7 +270,8 @@ impl Applier {
             T::Block => node(SFlag::S_IFBLK)?,
             T::Fifo => node(SFlag::S_IFIFO)?,
             T::Regular | T::Continuous | T::GNUSparse => {
-                let (written, replaced) = entry::file(dir, name, meta, entry).map_err(entry_err)?;
+                let (written, replaced) =
+                    entry::file(dir, name, meta, entry, &mut self.buf).map_err(entry_err)?;
                 self.stats.file_bytes += written;
                 return Ok(replaced);
             }
