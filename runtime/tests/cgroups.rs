@@ -58,60 +58,72 @@ fn spawn_in(cg: &dyn Cgroups, work: Work) -> i32 {
     if pid == 0 {
         child(fds[0], work);
     }
-    // SAFETY: closing our copy of the read end we own.
-    unsafe { libc::close(fds[0]) };
+    close(fds[0]);
     cg.add_process(pid).expect("add child to cgroup");
     // SAFETY: writing one byte from a valid buffer to the write end we own.
-    unsafe {
-        libc::write(fds[1], b"g".as_ptr().cast(), 1);
-        libc::close(fds[1]);
-    }
+    unsafe { libc::write(fds[1], b"g".as_ptr().cast(), 1) };
+    close(fds[1]);
     pid
 }
 
+fn close(fd: i32) {
+    // SAFETY: closing an fd this process owns and no longer uses.
+    unsafe { libc::close(fd) };
+}
+
+/// The forked child: only async-signal-safe calls, never returns.
 fn child(ready: i32, work: Work) -> ! {
     let mut b = 0u8;
-    // SAFETY: everything below is async-signal-safe and touches only memory
-    // this child mapped itself; the child never returns.
-    unsafe {
-        libc::read(ready, (&mut b as *mut u8).cast(), 1);
-        match work {
-            Work::Allocate(bytes) => {
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    bytes,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                );
-                if p == libc::MAP_FAILED {
-                    libc::_exit(2);
+    // SAFETY: reading one byte into a local buffer.
+    unsafe { libc::read(ready, (&mut b as *mut u8).cast(), 1) };
+    match work {
+        Work::Allocate(bytes) => exit(if touch_fresh_memory(bytes) { 0 } else { 2 }),
+        Work::ForkUntilRefused => {
+            let mut forks = 0;
+            while forks < 100 {
+                // SAFETY: the grandchild only pauses until it is killed.
+                match unsafe { libc::fork() } {
+                    0 => pause_forever(),
+                    -1 => break,
+                    _ => forks += 1,
                 }
-                let p = p.cast::<u8>();
-                for off in (0..bytes).step_by(4096) {
-                    p.add(off).write_volatile(1);
-                }
-                libc::_exit(0);
             }
-            Work::ForkUntilRefused => {
-                let mut forks = 0;
-                while forks < 100 {
-                    match libc::fork() {
-                        0 => loop {
-                            libc::pause();
-                        },
-                        -1 => break,
-                        _ => forks += 1,
-                    }
-                }
-                libc::_exit(forks);
-            }
-            Work::Pause => loop {
-                libc::pause();
-            },
+            exit(forks)
         }
+        Work::Pause => pause_forever(),
     }
+}
+
+/// Map `bytes` of anonymous memory and write to every page.
+fn touch_fresh_memory(bytes: usize) -> bool {
+    let prot = libc::PROT_READ | libc::PROT_WRITE;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let p = unsafe { libc::mmap(std::ptr::null_mut(), bytes, prot, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    // SAFETY: the mapping is `bytes` long, readable and writable, and
+    // exclusively ours; a byte slice over it is valid for its lifetime.
+    let mem = unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), bytes) };
+    for page in mem.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(mem);
+    true
+}
+
+fn pause_forever() -> ! {
+    loop {
+        // SAFETY: pause() only waits for a signal.
+        unsafe { libc::pause() };
+    }
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends the forked child without running the parent's
+    // atexit handlers or destructors.
+    unsafe { libc::_exit(code) }
 }
 
 /// Wait for `pid`; returns (exit code, killing signal).
@@ -145,7 +157,12 @@ fn limits_are_written_and_reported() {
     assert_eq!(s.memory_limit, Some(64 * MIB as u64));
     assert_eq!(s.pids_limit, Some(16));
     // Raising and lowering again works (v1 memsw ordering, v2 cpu.max merge).
-    t.cg.apply(&Resources { memory_limit: Some(128 * MIB), cpu_quota: Some(-1), ..Resources::default() }).unwrap();
+    t.cg.apply(&Resources {
+        memory_limit: Some(128 * MIB),
+        cpu_quota: Some(-1),
+        ..Resources::default()
+    })
+    .unwrap();
     assert_eq!(t.cg.stats().unwrap().memory_limit, Some(128 * MIB as u64));
     for p in t.cg.paths() {
         assert!(p.is_dir(), "{} missing", p.display());
@@ -155,25 +172,48 @@ fn limits_are_written_and_reported() {
 #[test]
 fn memory_limit_oom_kills_and_is_counted() {
     let Some(t) = TestCgroup::new() else { return };
-    t.cg.apply(&Resources { memory_limit: Some(32 * MIB), memory_swap: Some(32 * MIB), ..Resources::default() })
-        .unwrap();
+    t.cg.apply(&Resources {
+        memory_limit: Some(32 * MIB),
+        memory_swap: Some(32 * MIB),
+        ..Resources::default()
+    })
+    .unwrap();
     let pid = spawn_in(t.cg.as_ref(), Work::Allocate(256 * MIB as usize));
-    assert_eq!(wait(pid), (None, Some(libc::SIGKILL)), "allocating past the limit must be OOM-killed");
-    assert!(t.cg.stats().unwrap().oom_kills >= 1, "the OOM kill is counted");
+    assert_eq!(
+        wait(pid),
+        (None, Some(libc::SIGKILL)),
+        "allocating past the limit must be OOM-killed"
+    );
+    assert!(
+        t.cg.stats().unwrap().oom_kills >= 1,
+        "the OOM kill is counted"
+    );
 
     let pid = spawn_in(t.cg.as_ref(), Work::Allocate(4 * MIB as usize));
-    assert_eq!(wait(pid), (Some(0), None), "allocating under the limit succeeds");
+    assert_eq!(
+        wait(pid),
+        (Some(0), None),
+        "allocating under the limit succeeds"
+    );
 }
 
 #[test]
 fn pids_limit_refuses_forks() {
     let Some(t) = TestCgroup::new() else { return };
-    t.cg.apply(&Resources { pids_limit: Some(8), ..Resources::default() }).unwrap();
+    t.cg.apply(&Resources {
+        pids_limit: Some(8),
+        ..Resources::default()
+    })
+    .unwrap();
     let pid = spawn_in(t.cg.as_ref(), Work::ForkUntilRefused);
     let (code, _) = wait(pid);
     // The forking child itself is one of the 8.
     assert_eq!(code, Some(7), "forks allowed under pids.max=8");
-    assert_eq!(t.cg.pids().unwrap().len(), 7, "the grandchildren remain until killed");
+    assert_eq!(
+        t.cg.pids().unwrap().len(),
+        7,
+        "the grandchildren remain until killed"
+    );
     t.cg.kill_all().unwrap();
     assert!(t.cg.pids().unwrap().is_empty());
 }
