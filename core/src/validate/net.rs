@@ -18,36 +18,11 @@ pub(crate) fn validate_ip(value: &str, path: &FieldPath, errs: &mut FieldErrors)
 }
 
 /// Parse `a.b.c.d/n` or `x:y::/n`: the prefix in range for the family and
-/// no bits set past it (`10.0.0.1/24` names a host, not a range).
+/// no bits set past it (`10.0.0.1/24` names a host, not a range). The
+/// parser is [`crate::net::Cidr`]'s; this keeps validation's tuple shape.
 pub(crate) fn parse_cidr(value: &str) -> Result<Cidr, &'static str> {
-    const SHAPE: &str = "must be a valid CIDR range (e.g. 10.88.0.0/16 or fd00::/64)";
-    let (addr, prefix) = value.split_once('/').ok_or(SHAPE)?;
-    let addr: IpAddr = addr.parse().map_err(|_| SHAPE)?;
-    let digits_only =
-        !prefix.is_empty() && prefix.len() <= 3 && prefix.bytes().all(|b| b.is_ascii_digit());
-    let prefix: u8 = if digits_only {
-        prefix.parse().map_err(|_| SHAPE)?
-    } else {
-        return Err(SHAPE);
-    };
-    let host_bits_clear = match addr {
-        IpAddr::V4(a) => {
-            if prefix > 32 {
-                return Err("prefix length must be at most 32 for an IPv4 range");
-            }
-            u32::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0
-        }
-        IpAddr::V6(a) => {
-            if prefix > 128 {
-                return Err("prefix length must be at most 128 for an IPv6 range");
-            }
-            u128::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0
-        }
-    };
-    if !host_bits_clear {
-        return Err("must be a network address: bits past the prefix length must be zero");
-    }
-    Ok((addr, prefix))
+    let cidr: crate::net::Cidr = value.parse().map_err(crate::net::CidrError::reason)?;
+    Ok((cidr.addr(), cidr.prefix()))
 }
 
 #[cfg(test)]
