@@ -15,6 +15,8 @@ pub mod model;
 pub mod validate;
 pub mod defaults;
 pub mod image_ref;
+pub mod ipam;
+pub mod net;
 pub mod proto;
 
 #[cfg(feature = "manifest")]
