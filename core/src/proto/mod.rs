@@ -1,1 +1,28 @@
-//! The binary wire protocol.
+//! The binary wire protocol between clients (ctl, nodes, controllers) and
+//! the apiserver. A connection is a stream of frames ([`frame`]); the
+//! client opens with a [`Hello`] ([`handshake`]); requests get one
+//! [`Response`] on their request id; a watch pushes [`WatchEvent`]s on the
+//! id of the request that opened it; failures are typed ([`ApiError`]).
+//! Payloads are postcard: compact, and every model type round-trips.
+
+mod error;
+mod frame;
+mod handshake;
+#[cfg(feature = "std")]
+mod io;
+mod message;
+#[doc(hidden)]
+pub mod sample;
+
+pub use error::{ApiError, Cause, ErrorCode};
+pub use frame::{encode_frame, Frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME, HEADER_LEN};
+pub use handshake::{negotiate, MAGIC, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
+#[cfg(feature = "std")]
+pub use io::{read_frame, write_frame, FrameIoError};
+pub use message::{
+    ClientMessage, Credentials, EventType, Hello, HelloOk, Preconditions, Request, Response,
+    ServerMessage, WatchEvent,
+};
+
+#[cfg(test)]
+mod tests;
