@@ -39,13 +39,8 @@ pub enum IpamError {
         end: IpAddr,
         subnet: Cidr,
     },
-    #[error("no free address in {subnet} ({start} to {end}): all {capacity} are in use; delete pods, release addresses of pods that are gone (GC), or give the node a larger pod CIDR")]
-    Exhausted {
-        subnet: Cidr,
-        start: IpAddr,
-        end: IpAddr,
-        capacity: u128,
-    },
+    #[error("no free address in {subnet}: all {capacity} that pods can get are in use; delete pods, release addresses of pods that are gone (GC), or give the node a larger pod CIDR")]
+    Exhausted { subnet: Cidr, capacity: u128 },
 }
 
 /// Where addresses come from: a subnet, its gateway, and the span of it
@@ -244,8 +239,6 @@ impl Ipam {
         }
         let ip = self.next_free().ok_or(IpamError::Exhausted {
             subnet: self.range.subnet,
-            start: self.range.start(),
-            end: self.range.end(),
             capacity: self.range.capacity(),
         })?;
         self.state.allocations.insert(ip, owner.clone());

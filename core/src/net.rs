@@ -53,16 +53,26 @@ impl Cidr {
     /// The range `addr/prefix`; refuses a prefix too long for the family
     /// and an address with host bits set.
     pub fn new(addr: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
-        let bits = match addr {
-            IpAddr::V4(_) if prefix > 32 => return Err(CidrError::PrefixTooLongV4),
-            IpAddr::V6(_) if prefix > 128 => return Err(CidrError::PrefixTooLongV6),
-            _ => to_bits(addr),
-        };
-        let cidr = Cidr { addr, prefix };
-        if bits & cidr.host_mask() != 0 {
+        let cidr = Cidr::containing(addr, prefix)?;
+        if cidr.addr != addr {
             return Err(CidrError::HostBits);
         }
         Ok(cidr)
+    }
+
+    /// The range of length `prefix` that holds `ip` (`10.88.1.7` and 24
+    /// give `10.88.1.0/24`); refuses a prefix too long for the family.
+    pub fn containing(ip: IpAddr, prefix: u8) -> Result<Cidr, CidrError> {
+        match ip {
+            IpAddr::V4(_) if prefix > 32 => return Err(CidrError::PrefixTooLongV4),
+            IpAddr::V6(_) if prefix > 128 => return Err(CidrError::PrefixTooLongV6),
+            _ => {}
+        }
+        let cidr = Cidr { addr: ip, prefix };
+        Ok(Cidr {
+            addr: from_bits(ip, to_bits(ip) & !cidr.host_mask()),
+            prefix,
+        })
     }
 
     /// The network address (the first address of the range).
@@ -244,6 +254,18 @@ mod tests {
         assert_eq!(
             everything.nth(u128::MAX),
             Some(Ipv6Addr::from(u128::MAX).into())
+        );
+        assert_eq!(
+            Cidr::containing("10.88.1.7".parse().unwrap(), 24),
+            Ok(cidr("10.88.1.0/24"))
+        );
+        assert_eq!(
+            Cidr::containing("fd00::1:2".parse().unwrap(), 112),
+            Ok(cidr("fd00::1:0/112"))
+        );
+        assert_eq!(
+            Cidr::containing("fd00::1".parse().unwrap(), 129),
+            Err(CidrError::PrefixTooLongV6)
         );
         let host = cidr("10.0.0.1/32");
         assert_eq!(host.last_offset(), 0);
