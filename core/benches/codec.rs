@@ -3,7 +3,9 @@
 //! JSON for comparison. Prints both encoded sizes once at start.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use noderun_core::proto::{encode_frame, sample, ClientMessage, FrameDecoder, Request, DEFAULT_MAX_FRAME};
+use noderun_core::proto::{
+    encode_frame, sample, ClientMessage, FrameDecoder, Request, DEFAULT_MAX_FRAME,
+};
 use noderun_core::Object;
 use std::hint::black_box;
 
@@ -47,7 +49,9 @@ fn codec(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    g.bench_function("encode/json", |b| b.iter(|| serde_json::to_vec(black_box(&pod)).unwrap()));
+    g.bench_function("encode/json", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&pod)).unwrap())
+    });
     g.bench_function("decode/json", |b| {
         b.iter(|| serde_json::from_slice::<noderun_core::Pod>(black_box(&json)).unwrap())
     });

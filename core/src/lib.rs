@@ -11,13 +11,13 @@
 
 extern crate alloc;
 
-pub mod model;
-pub mod validate;
 pub mod defaults;
 pub mod image_ref;
 pub mod ipam;
+pub mod model;
 pub mod net;
 pub mod proto;
+pub mod validate;
 
 #[cfg(feature = "manifest")]
 pub mod manifest;

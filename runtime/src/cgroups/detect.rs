@@ -41,7 +41,9 @@ impl Layout {
         let mut controllers = BTreeMap::new();
         let mut unified = None;
         for line in text.lines() {
-            let Some(m) = MountLine::parse(line) else { continue };
+            let Some(m) = MountLine::parse(line) else {
+                continue;
+            };
             match m.fstype {
                 "cgroup2" if unified.is_none() => unified = Some(PathBuf::from(m.mount_point)),
                 "cgroup" => {
@@ -113,12 +115,22 @@ mod tests {
 
     #[test]
     fn hybrid_hosts_use_v1_controllers() {
-        let Layout::Legacy { controllers, unified } = Layout::from_mountinfo(HYBRID).unwrap() else {
+        let Layout::Legacy {
+            controllers,
+            unified,
+        } = Layout::from_mountinfo(HYBRID).unwrap()
+        else {
             panic!("hybrid detected as unified");
         };
-        assert_eq!(unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            unified.as_deref(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(controllers["cpu"], Path::new("/sys/fs/cgroup/cpu,cpuacct"));
-        assert_eq!(controllers["cpuacct"], Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(
+            controllers["cpuacct"],
+            Path::new("/sys/fs/cgroup/cpu,cpuacct")
+        );
         assert_eq!(controllers["memory"], Path::new("/sys/fs/cgroup/memory"));
         assert!(!controllers.contains_key("systemd") && !controllers.contains_key("name=systemd"));
     }
@@ -128,9 +140,14 @@ mod tests {
         let v2 = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
         assert_eq!(
             Layout::from_mountinfo(v2).unwrap(),
-            Layout::Unified { root: "/sys/fs/cgroup".into() }
+            Layout::Unified {
+                root: "/sys/fs/cgroup".into()
+            }
         );
-        assert!(matches!(Layout::from_mountinfo("garbage\n"), Err(CgroupError::NoHierarchy)));
+        assert!(matches!(
+            Layout::from_mountinfo("garbage\n"),
+            Err(CgroupError::NoHierarchy)
+        ));
     }
 
     #[test]

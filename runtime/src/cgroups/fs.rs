@@ -82,16 +82,18 @@ pub fn remove_tree(path: &Path) -> Result<(), CgroupError> {
             remove_tree(&entry.path())?;
         }
     }
-    retry(Duration::from_millis(500), || match std::fs::remove_dir(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-        // Processes that were just killed leave the cgroup a moment later.
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(false),
-        Err(source) => Err(CgroupError::Io {
-            op: "remove",
-            path: path.into(),
-            source,
-        }),
+    retry(Duration::from_millis(500), || {
+        match std::fs::remove_dir(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            // Processes that were just killed leave the cgroup a moment later.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(false),
+            Err(source) => Err(CgroupError::Io {
+                op: "remove",
+                path: path.into(),
+                source,
+            }),
+        }
     })
     .map_err(|e| match e {
         CgroupError::Timeout { .. } => CgroupError::Timeout {

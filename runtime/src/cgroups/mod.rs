@@ -34,7 +34,10 @@ pub enum CgroupError {
     #[error("cgroup path {0:?} must be relative and must not contain `..`")]
     BadPath(PathBuf),
     #[error("cgroup {path}: the {controller} controller is not available on this host")]
-    MissingController { path: PathBuf, controller: &'static str },
+    MissingController {
+        path: PathBuf,
+        controller: &'static str,
+    },
     #[error("cgroup {path}: {what} did not take effect within {waited_ms} ms")]
     Timeout {
         path: PathBuf,
@@ -82,7 +85,9 @@ pub fn open(layout: &Layout, relative: &Path) -> Result<Box<dyn Cgroups>, Cgroup
 
 fn check_relative(relative: &Path) -> Result<(), CgroupError> {
     use std::path::Component;
-    let ok = relative.components().all(|c| matches!(c, Component::Normal(_)))
+    let ok = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
         && relative.components().next().is_some();
     if ok {
         Ok(())

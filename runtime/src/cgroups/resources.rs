@@ -47,7 +47,13 @@ impl DeviceRule {
     /// The v1 devices.allow / devices.deny line: `c 1:3 rwm`, `a *:* rwm`.
     pub fn v1_line(&self) -> String {
         let num = |n: Option<i64>| n.map_or_else(|| "*".to_string(), |v| v.to_string());
-        format!("{} {}:{} {}", self.kind, num(self.major), num(self.minor), self.access)
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
     }
 }
 
@@ -94,9 +100,21 @@ mod tests {
 
     #[test]
     fn device_lines() {
-        let r = DeviceRule { allow: true, kind: 'c', major: Some(1), minor: Some(3), access: "rwm".into() };
+        let r = DeviceRule {
+            allow: true,
+            kind: 'c',
+            major: Some(1),
+            minor: Some(3),
+            access: "rwm".into(),
+        };
         assert_eq!(r.v1_line(), "c 1:3 rwm");
-        let all = DeviceRule { allow: false, kind: 'a', major: None, minor: None, access: "rwm".into() };
+        let all = DeviceRule {
+            allow: false,
+            kind: 'a',
+            major: None,
+            minor: None,
+            access: "rwm".into(),
+        };
         assert_eq!(all.v1_line(), "a *:* rwm");
     }
 }

@@ -38,7 +38,9 @@ impl V1Cgroup {
     /// refuses tasks until both are set: inherit them from the parent,
     /// filling empty ancestors on the way down.
     fn init_cpuset(&self) -> Result<(), CgroupError> {
-        let Some(dir) = self.dirs.get("cpuset") else { return Ok(()) };
+        let Some(dir) = self.dirs.get("cpuset") else {
+            return Ok(());
+        };
         for file in ["cpuset.cpus", "cpuset.mems"] {
             inherit_from_parent(dir, file)?;
         }
@@ -119,7 +121,11 @@ impl V1Cgroup {
         if !r.devices.is_empty() {
             let dir = self.dir("devices")?;
             for rule in &r.devices {
-                let file = if rule.allow { "devices.allow" } else { "devices.deny" };
+                let file = if rule.allow {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
                 fs::write(&dir.join(file), &rule.v1_line())?;
             }
         }
@@ -131,12 +137,13 @@ impl V1Cgroup {
         let file = dir.join("freezer.state");
         fs::write(&file, state)?;
         // FREEZING is the transition; wait for the state we asked for.
-        retry(Duration::from_secs(5), || Ok(fs::read(&file)?.trim() == state)).map_err(|_| {
-            CgroupError::Timeout {
-                path: file.clone(),
-                what: "freezer state change",
-                waited_ms: 5000,
-            }
+        retry(Duration::from_secs(5), || {
+            Ok(fs::read(&file)?.trim() == state)
+        })
+        .map_err(|_| CgroupError::Timeout {
+            path: file.clone(),
+            what: "freezer state change",
+            waited_ms: 5000,
         })
     }
 
@@ -154,7 +161,9 @@ fn inherit_from_parent(dir: &Path, file: &str) -> Result<(), CgroupError> {
     if !fs::read(&own)?.trim().is_empty() {
         return Ok(());
     }
-    let parent = dir.parent().ok_or_else(|| CgroupError::BadPath(dir.into()))?;
+    let parent = dir
+        .parent()
+        .ok_or_else(|| CgroupError::BadPath(dir.into()))?;
     inherit_from_parent(parent, file)?;
     let value = fs::read(&parent.join(file))?;
     fs::write(&own, value.trim())

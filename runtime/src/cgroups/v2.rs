@@ -85,8 +85,15 @@ impl V2Cgroup {
             let current = fs::read(&self.file("cpu.max"))?;
             let mut parts = current.split_whitespace();
             let cur_quota = parts.next().unwrap_or("max").to_string();
-            let cur_period = parts.next().and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_CFS_PERIOD);
-            let quota = r.cpu_quota.map_or(cur_quota, |q| if q > 0 { q.to_string() } else { "max".into() });
+            let cur_period = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(DEFAULT_CFS_PERIOD);
+            let quota =
+                r.cpu_quota.map_or(
+                    cur_quota,
+                    |q| if q > 0 { q.to_string() } else { "max".into() },
+                );
             let period = r.cpu_period.unwrap_or(cur_period);
             fs::write(&self.file("cpu.max"), &format!("{quota} {period}"))?;
         }
