@@ -12,7 +12,9 @@
 //!   namespaces joined, user, capabilities, rlimits, seccomp.
 
 pub mod cgroups;
+pub mod container;
 pub mod image;
+pub mod init;
 pub mod process;
 pub mod rootfs;
 pub mod snapshot;

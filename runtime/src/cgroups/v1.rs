@@ -208,6 +208,9 @@ impl Cgroups for V1Cgroup {
     }
 
     fn kill_all(&self) -> Result<(), CgroupError> {
+        if self.pids()?.is_empty() {
+            return Ok(());
+        }
         // Freeze first so nothing forks between reading the list and the
         // kill; SIGKILL is delivered to frozen tasks once they thaw.
         let frozen = self.dirs.contains_key("freezer") && self.freeze().is_ok();

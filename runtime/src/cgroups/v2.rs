@@ -180,6 +180,9 @@ impl Cgroups for V2Cgroup {
     }
 
     fn kill_all(&self) -> Result<(), CgroupError> {
+        if self.pids()?.is_empty() {
+            return Ok(());
+        }
         let kill_file = self.file("cgroup.kill");
         if kill_file.exists() {
             // The kernel kills the whole subtree atomically (Linux 5.14+).

@@ -1,1 +1,34 @@
-//! The container process setup (placeholder: being written).
+//! The container process's identity and confinement: namespaces created or
+//! joined, id maps, hostname, rlimits, user, capabilities, no_new_privs,
+//! and the exec itself.
+
+pub mod exec;
+mod identity;
+pub mod idmap;
+pub mod namespaces;
+
+pub use identity::{finalize_identity, IdentityError};
+
+use crate::sys::ns::{self, NsError};
+use oci_spec::runtime::{Linux, Process, Spec};
+
+/// Set the hostname (and domainname) in the container's new UTS namespace.
+pub fn set_hostname(spec: &Spec) -> Result<(), NsError> {
+    if let Some(h) = spec.hostname() {
+        ns::sethostname(h)?;
+    }
+    Ok(())
+}
+
+/// Seccomp profiles are not supported yet: a spec that asks for one is
+/// refused instead of running unconfined.
+#[derive(Debug, thiserror::Error)]
+#[error("linux.seccomp is set, but this build of nrc does not apply seccomp profiles yet; remove it from config.json to run without one")]
+pub struct SeccompUnsupported;
+
+pub fn load_seccomp(linux: &Linux, _process: &Process) -> Result<(), SeccompUnsupported> {
+    match linux.seccomp() {
+        Some(_) => Err(SeccompUnsupported),
+        None => Ok(()),
+    }
+}

@@ -4,3 +4,4 @@
 
 pub mod mount;
 pub mod ns;
+pub mod spawn;

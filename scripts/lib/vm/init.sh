@@ -43,8 +43,17 @@ mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t mqueue mqueue /dev/mqueue 2>/dev/null
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=0755 tmpfs /run
+# The initramfs root is already writable memory. A tmpfs over /tmp or /run
+# would hide files the harness staged there (a checkout under /tmp puts the
+# test binaries at /tmp/...), so mount one only on an empty directory.
+for d in /tmp:1777 /run:0755; do
+    dir=${d%%:*}
+    if [ -z "$(ls -A "$dir" 2>/dev/null)" ]; then
+        mount -t tmpfs -o "mode=${d##*:}" tmpfs "$dir"
+    else
+        chmod "${d##*:}" "$dir"
+    fi
+done
 mkdir -p /run/netns /run/lock /var/lib /var/log /root
 [ -e /var/run ] || ln -s /run /var/run
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd

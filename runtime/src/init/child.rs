@@ -1,0 +1,107 @@
+//! The container's init, from clone to exec. Runs in the cloned child of
+//! the single-threaded runtime, inside the namespaces the clone created.
+//! Every failure is sent to the runtime as `Failed` with its whole error
+//! chain, then the init exits; the runtime undoes the rest.
+
+use super::{Channel, InitPlan, Message};
+use crate::container::hooks::{self, Phase};
+use crate::{process, rootfs};
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+/// The init's entry point; returns only on failure (the exit code).
+pub fn child_main(plan: &InitPlan, channel: Channel) -> isize {
+    match setup(plan, &channel) {
+        Ok(never) => match never {},
+        Err(message) => {
+            let _ = channel.send(&Message::Failed(message));
+            1
+        }
+    }
+}
+
+fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible, String> {
+    let host_pid = match channel.recv().map_err(|e| format!("init channel: {e}"))? {
+        Some(Message::Go { host_pid }) => host_pid,
+        other => return Err(format!("init channel: expected Go, got {other:?}")),
+    };
+    plan.namespaces.join_all().map_err(|e| e.to_string())?;
+    if plan.runtime_hooks {
+        channel
+            .send(&Message::NamespacesReady)
+            .map_err(|e| format!("init channel: {e}"))?;
+        match channel.recv().map_err(|e| format!("init channel: {e}"))? {
+            Some(Message::HooksDone) => {}
+            other => return Err(format!("init channel: expected HooksDone, got {other:?}")),
+        }
+    }
+    let state = state_json(plan, host_pid);
+    let hooks = plan.spec.hooks().clone().unwrap_or_default();
+    // createContainer: in the container's namespaces, before pivot_root.
+    hooks::run(
+        Phase::CreateContainer,
+        hooks.create_container().as_deref().unwrap_or_default(),
+        &state,
+    )
+    .map_err(|e| e.to_string())?;
+
+    // The fifo lives in the runtime's state dir, out of reach after
+    // pivot_root: hold it open by path now, reopen it through /proc later.
+    let fifo = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(&plan.fifo)
+        .map_err(|e| format!("open exec fifo {}: {e}", plan.fifo.display()))?;
+
+    let process = plan.spec.process().clone().unwrap_or_default();
+    let linux = plan.spec.linux().clone().unwrap_or_default();
+    if plan.namespaces.creates_uts_namespace() {
+        process::set_hostname(&plan.spec).map_err(|e| e.to_string())?;
+    }
+    let opts = rootfs::PrepareOptions {
+        no_pivot: plan.no_pivot,
+    };
+    rootfs::prepare(&plan.spec, &plan.rootfs, &opts).map_err(|e| e.to_string())?;
+    rootfs::finish(&plan.spec).map_err(|e| e.to_string())?;
+    let program = process::exec::resolve(&process).map_err(|e| e.to_string())?;
+    process::finalize_identity(&process, &linux).map_err(|e| e.to_string())?;
+
+    channel
+        .send(&Message::Ready)
+        .map_err(|e| format!("init channel: {e}"))?;
+    wait_for_start(&fifo)?;
+    hooks::run(
+        Phase::StartContainer,
+        hooks.start_container().as_deref().unwrap_or_default(),
+        &state,
+    )
+    .map_err(|e| e.to_string())?;
+    process::load_seccomp(&linux, &process).map_err(|e| e.to_string())?;
+    let err = process::exec::exec(&program, &process);
+    Err(err.to_string())
+}
+
+/// Block until `start` opens the fifo for reading, then tell it we go.
+fn wait_for_start(fifo: &File) -> Result<(), String> {
+    use std::io::Write;
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let mut w = File::options()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| format!("wait for start on exec fifo: {e}"))?;
+    w.write_all(b"0").map_err(|e| format!("exec fifo: {e}"))
+}
+
+fn state_json(plan: &InitPlan, host_pid: i32) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": plan.spec.version(),
+        "id": plan.id,
+        "status": "creating",
+        "pid": host_pid,
+        "bundle": plan.rootfs.parent(),
+        "annotations": plan.spec.annotations(),
+    })
+}
+
+use std::os::unix::fs::OpenOptionsExt;

@@ -1,0 +1,75 @@
+//! Everything the init needs, computed by the runtime before cloning: the
+//! spec, the rootfs, which namespaces to create (clone flags) and which to
+//! join (paths), the exec fifo, the console socket.
+
+use crate::container::{Bundle, ContainerError, CreateOptions};
+use crate::process::namespaces::NamespacePlan;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct InitPlan {
+    pub id: String,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+    pub fifo: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub namespaces: NamespacePlan,
+    /// Whether the runtime has prestart/createRuntime hooks to run once the
+    /// namespaces exist (otherwise the init does not stop to wait for them).
+    pub runtime_hooks: bool,
+}
+
+impl InitPlan {
+    pub fn new(
+        id: &str,
+        bundle: &Bundle,
+        fifo: &Path,
+        opts: &CreateOptions,
+    ) -> Result<InitPlan, ContainerError> {
+        let linux = bundle.spec.linux().clone().unwrap_or_default();
+        let namespaces = NamespacePlan::from_spec(
+            linux.namespaces().as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| ContainerError::BadConfig {
+            path: bundle.dir.join("config.json"),
+            message: e.to_string(),
+        })?;
+        Ok(InitPlan {
+            id: id.into(),
+            spec: bundle.spec.clone(),
+            rootfs: bundle.rootfs.clone(),
+            fifo: fifo.into(),
+            console_socket: opts.console_socket.clone(),
+            no_pivot: opts.no_pivot,
+            namespaces,
+            runtime_hooks: bundle.spec.hooks().as_ref().is_some_and(|h| {
+                h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+                    || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+            }),
+        })
+    }
+
+    /// The namespaces the clone creates.
+    pub fn clone_flags(&self) -> CloneFlags {
+        self.namespaces.clone_flags()
+    }
+
+    /// Write the uid/gid maps of a new user namespace (from the runtime, for
+    /// the child, before it proceeds).
+    pub fn write_id_maps(&self, pid: Pid) -> Result<(), String> {
+        if !self.namespaces.creates_user_namespace() {
+            return Ok(());
+        }
+        let linux = self.spec.linux().clone().unwrap_or_default();
+        crate::process::idmap::write_id_maps(
+            pid.as_raw(),
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,97 @@
+//! Creating and waiting for the container's init process: clone into new
+//! namespaces, the socket pair the runtime and init talk over, the exec
+//! fifo, and waitpid.
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("clone with flags {flags:?} failed: {errno}")]
+    Clone { flags: CloneFlags, errno: Errno },
+    #[error("socketpair for the init channel failed: {0}")]
+    SocketPair(Errno),
+    #[error("mkfifo {path}: {errno}")]
+    Mkfifo { path: PathBuf, errno: Errno },
+    #[error("waitpid {pid}: {errno}")]
+    Wait { pid: i32, errno: Errno },
+}
+
+/// The stack the child starts on. Without CLONE_VM the child gets a
+/// copy-on-write copy of the parent's memory, so this only reserves
+/// address space; the child's setup runs on it until exec.
+const CHILD_STACK: usize = 1 << 20;
+
+/// Run `child` in a new process created with `flags` (namespaces to
+/// create). Returns the child's pid as seen from the caller. The caller
+/// must be single-threaded (the child is a copy of this one thread).
+pub fn clone_child(
+    flags: CloneFlags,
+    child: Box<dyn FnMut() -> isize + '_>,
+) -> Result<Pid, SpawnError> {
+    let mut stack = vec![0u8; CHILD_STACK];
+    // SAFETY: the runtime is single-threaded when it creates containers
+    // (the CLI, or the node agent's pre-forked helper), so the child may
+    // allocate and lock freely; SIGCHLD makes it a normal waitable child.
+    unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|errno| SpawnError::Clone { flags, errno })
+}
+
+/// A connected pair of SOCK_SEQPACKET sockets (message boundaries kept,
+/// close-on-exec so the init's end closes itself when it execs).
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), SpawnError> {
+    socket::socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(SpawnError::SocketPair)
+}
+
+pub fn mkfifo(path: &Path) -> Result<(), SpawnError> {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)).map_err(|errno| SpawnError::Mkfifo {
+        path: path.into(),
+        errno,
+    })
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell's convention: the code, or 128 + the signal number.
+    pub fn shell_code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// Wait for a child to end (retrying on EINTR).
+pub fn wait_exit(pid: Pid) -> Result<Exit, SpawnError> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(Exit::Code(code)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(Exit::Signal(sig as i32)),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(errno) => {
+                return Err(SpawnError::Wait {
+                    pid: pid.as_raw(),
+                    errno,
+                })
+            }
+        }
+    }
+}
