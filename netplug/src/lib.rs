@@ -12,9 +12,14 @@
 //!   pure, in `noderun_core::ipam`), locked and replaced atomically.
 //! - [`config`] and [`pod`]: what a network is, and ADD, CHECK and DEL.
 //!
-//! Not here (yet): masquerade and cross-node routes, IPv6 pod networks end
-//! to end, the CNI binary.
+//! - [`cni`]: the CNI 1.x protocol over the same library, for the
+//!   `netplug` binary.
+//!
+//! Not here (yet): masquerade (`ipMasq` is refused with the spec's
+//! "unsupported field") and cross-node routes, IPv6 pod networks end to
+//! end.
 
+pub mod cni;
 pub mod config;
 pub mod netlink;
 pub mod netns;
