@@ -12,11 +12,12 @@
 //!   pure, in `noderun_core::ipam`), locked and replaced atomically.
 //! - [`config`] and [`pod`]: what a network is, and ADD, CHECK and DEL.
 //!
+//! - [`routes`]: cross-node routes (host-gw), reconciled to a desired set.
 //! - [`cni`]: the CNI 1.x protocol over the same library, for the
 //!   `netplug` binary.
 //!
 //! Not here (yet): masquerade (`ipMasq` is refused with the spec's
-//! "unsupported field") and cross-node routes, IPv6 pod networks end to
+//! "unsupported field"), IPv6 pod networks end to
 //! end.
 
 pub mod cni;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod netlink;
 pub mod netns;
 pub mod pod;
+pub mod routes;
 pub mod store;
 
 pub use config::{host_veth_name, mac_for, NetworkConfig};

@@ -1,13 +1,15 @@
 //! Routes in the main table: add a pod's default route through its
-//! gateway, and list routes, for CHECK and for tests.
+//! gateway, add and delete a prefix's route through a gateway under a
+//! routing protocol number (cross-node routes), and list routes.
 
 use super::{Netlink, NetlinkError, What};
 use crate::netlink::Link;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use noderun_core::net::Cidr;
 use std::net::IpAddr;
 
 /// A route of the main table, reduced to what netplug reads.
@@ -18,6 +20,8 @@ pub struct Route {
     pub gateway: Option<IpAddr>,
     /// The index of the outgoing link.
     pub oif: Option<u32>,
+    /// Who installed it (`RTPROT_*`, or a number of one's own).
+    pub protocol: u8,
 }
 
 impl Route {
@@ -27,6 +31,7 @@ impl Route {
             destination: None,
             gateway: None,
             oif: None,
+            protocol: u8::from(message.header.protocol),
         };
         for attribute in message.attributes {
             match attribute {
@@ -91,6 +96,38 @@ impl Netlink {
         )
     }
 
+    /// Route `destination` through `gateway` with protocol number
+    /// `protocol`, replacing a route to the same prefix.
+    pub fn replace_route(
+        &mut self,
+        destination: Cidr,
+        gateway: IpAddr,
+        protocol: u8,
+    ) -> Result<(), NetlinkError> {
+        let message = prefix_route(destination, Some(gateway), protocol);
+        let target = format!("{destination} via {gateway}");
+        let what = What {
+            op: "replace route",
+            target: &target,
+        };
+        self.execute(
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            what,
+        )
+    }
+
+    /// Delete the route to `destination` installed with `protocol`.
+    pub fn delete_route(&mut self, destination: Cidr, protocol: u8) -> Result<(), NetlinkError> {
+        let message = prefix_route(destination, None, protocol);
+        let target = destination.to_string();
+        let what = What {
+            op: "delete route",
+            target: &target,
+        };
+        self.execute(RouteNetlinkMessage::DelRoute(message), 0, what)
+    }
+
     /// The main table's routes of one family (IPv4 when `ipv4`).
     pub fn routes(&mut self, ipv4: bool) -> Result<Vec<Route>, NetlinkError> {
         let mut message = RouteMessage::default();
@@ -112,4 +149,26 @@ impl Netlink {
             })
             .collect())
     }
+}
+
+/// A main-table unicast route to `destination`, optionally via `gateway`.
+fn prefix_route(destination: Cidr, gateway: Option<IpAddr>, protocol: u8) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    message.header.address_family = family_of(destination.addr());
+    message.header.destination_prefix_length = destination.prefix();
+    message.header.table = RouteHeader::RT_TABLE_MAIN;
+    message.header.protocol = RouteProtocol::from(protocol);
+    message.header.scope = RouteScope::Universe;
+    message.header.kind = RouteType::Unicast;
+    message
+        .attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(
+            destination.addr(),
+        )));
+    if let Some(gateway) = gateway {
+        message
+            .attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(gateway)));
+    }
+    message
 }
