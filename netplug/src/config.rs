@@ -51,6 +51,8 @@ pub struct NetworkConfig {
     pub hairpin: bool,
     /// Put the bridge in promiscuous mode.
     pub promisc: bool,
+    /// Masquerade pods' traffic leaving the subnet (`ipMasq`).
+    pub masquerade: bool,
     /// The parent of the network's state directory.
     pub state_root: PathBuf,
 }
@@ -70,6 +72,7 @@ impl NetworkConfig {
             mtu: 1500,
             hairpin: false,
             promisc: false,
+            masquerade: false,
             state_root: PathBuf::from(DEFAULT_STATE_ROOT),
         }
     }

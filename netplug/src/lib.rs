@@ -12,16 +12,19 @@
 //!   pure, in `noderun_core::ipam`), locked and replaced atomically.
 //! - [`config`] and [`pod`]: what a network is, and ADD, CHECK and DEL.
 //!
+//! - [`masquerade`]: outbound NAT (`ipMasq`) in netplug's own nftables
+//!   table.
 //! - [`routes`]: cross-node routes (host-gw), reconciled to a desired set.
 //! - [`cni`]: the CNI 1.x protocol over the same library, for the
 //!   `netplug` binary.
 //!
-//! Not here (yet): masquerade (`ipMasq` is refused with the spec's
+//! Not here (yet): `isGateway: false` (refused with the spec's
 //! "unsupported field"), IPv6 pod networks end to
 //! end.
 
 pub mod cni;
 pub mod config;
+pub mod masquerade;
 pub mod netlink;
 pub mod netns;
 pub mod pod;

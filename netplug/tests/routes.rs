@@ -6,12 +6,10 @@
 
 mod common;
 
-use common::{echo, netlink_in, Node};
+use common::{echo, enable_forwarding, netlink_in, underlay, Node};
 use noderun_core::net::Cidr;
-use noderun_netplug::netlink::VethSpec;
 use noderun_netplug::routes::{installed, reconcile_routes, NodeRoute, ROUTE_PROTOCOL};
-use noderun_netplug::Netns;
-use noderun_testkit::{unique_name, NetnsGuard};
+use noderun_testkit::NetnsGuard;
 use std::net::IpAddr;
 use std::process::Command;
 
@@ -28,44 +26,6 @@ fn route(pod_cidr: &str, node_ip: &str) -> NodeRoute {
         pod_cidr: cidr(pod_cidr),
         node_ip: ip(node_ip),
     }
-}
-
-/// Join `a` and `b` with a veth, `a_ip`/24 and `b_ip`/24 on its ends.
-fn underlay(a: &NetnsGuard, a_ip: &str, b: &NetnsGuard, b_ip: &str) {
-    let name = unique_name("nrul");
-    let b_netns = Netns::open(b.path()).unwrap();
-    let mut nl_a = netlink_in(a);
-    nl_a.create_veth(&VethSpec {
-        name: &name,
-        peer_name: "underlay",
-        peer_netns: Some(&b_netns),
-        peer_mac: None,
-        mtu: None,
-        controller: None,
-        up: true,
-    })
-    .unwrap();
-    let link = nl_a.link(&name).unwrap().unwrap();
-    nl_a.add_address(&link, ip(a_ip), 24).unwrap();
-    let mut nl_b = netlink_in(b);
-    let peer = nl_b.link("underlay").unwrap().unwrap();
-    nl_b.add_address(&peer, ip(b_ip), 24).unwrap();
-    nl_b.set_up(&peer, true).unwrap();
-}
-
-fn enable_forwarding(node: &NetnsGuard) {
-    let status = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            node.name(),
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

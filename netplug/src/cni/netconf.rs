@@ -139,11 +139,6 @@ impl NetConf {
                 format!("network {}: {what}", self.name),
             )
         };
-        if self.ip_masq {
-            return Err(unsupported(
-                "ipMasq: outbound NAT is not implemented in netplug yet",
-            ));
-        }
         if self.is_gateway == Some(false) {
             return Err(unsupported(
                 "isGateway false: netplug always puts the gateway address on the bridge",
@@ -179,6 +174,7 @@ impl NetConf {
         config.mtu = self.mtu.unwrap_or(config.mtu);
         config.hairpin = self.hairpin_mode;
         config.promisc = self.promisc_mode;
+        config.masquerade = self.ip_masq;
         config.state_root = ipam
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_ROOT));
@@ -194,7 +190,7 @@ mod tests {
     use super::*;
 
     const GOOD: &str = r#"{"cniVersion":"1.0.0","name":"pods","type":"netplug","bridge":"nr0",
-        "isGateway":true,"hairpinMode":true,"mtu":1400,
+        "isGateway":true,"ipMasq":true,"hairpinMode":true,"mtu":1400,
         "ipam":{"type":"host-local","subnet":"10.22.0.0/24","rangeStart":"10.22.0.10","dataDir":"/tmp/x"}}"#;
 
     #[test]
@@ -203,7 +199,7 @@ mod tests {
         let net = conf.network_config().unwrap();
         assert_eq!(net.bridge, "nr0");
         assert_eq!(net.mtu, 1400);
-        assert!(net.hairpin && !net.promisc);
+        assert!(net.hairpin && net.masquerade && !net.promisc);
         assert_eq!(net.range_start, Some("10.22.0.10".parse().unwrap()));
         assert_eq!(net.state_root, PathBuf::from("/tmp/x"));
     }
@@ -266,10 +262,6 @@ mod tests {
             (
                 r#"{"cniVersion":"1.0.0","name":"n","type":"netplug","mtu":9,"ipam":{"subnet":"10.0.0.0/24"}}"#,
                 code::INVALID_NETWORK_CONFIG,
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","type":"netplug","ipMasq":true,"ipam":{"subnet":"10.0.0.0/24"}}"#,
-                code::UNSUPPORTED_FIELD,
             ),
             (
                 r#"{"cniVersion":"1.0.0","name":"n","type":"netplug","isGateway":false,"ipam":{"subnet":"10.0.0.0/24"}}"#,

@@ -135,6 +135,7 @@ pub fn from_pod_error(err: PodNetworkError) -> CniError {
         | PodNetworkError::Netlink { .. }
         | PodNetworkError::IfnameTaken { .. } => code::NETWORK_SETUP,
         PodNetworkError::Vanished { .. } => code::TRY_AGAIN_LATER,
+        PodNetworkError::Masquerade { .. } => code::NETWORK_SETUP,
         PodNetworkError::Check { .. } => code::CHECK_FAILED,
     };
     CniError::new(code, err.to_string())

@@ -8,11 +8,12 @@
 #![allow(dead_code)]
 
 use noderun_core::net::Cidr;
-use noderun_netplug::netlink::{Link, Netlink};
+use noderun_netplug::netlink::{Link, Netlink, VethSpec};
 use noderun_netplug::{Netns, NetworkConfig, PodNetwork};
 use noderun_testkit::{unique_name, NetnsGuard, TempDir};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
 use std::time::Duration;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,4 +124,42 @@ fn send_line(target: SocketAddr, line: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut reply = vec![0; line.len()];
     stream.read_exact(&mut reply)?;
     Ok(reply)
+}
+
+/// Join `a` and `b` with a veth, `a_ip`/24 and `b_ip`/24 on its ends.
+pub fn underlay(a: &NetnsGuard, a_ip: &str, b: &NetnsGuard, b_ip: &str) {
+    let name = unique_name("nrul");
+    let b_netns = Netns::open(b.path()).unwrap();
+    let mut nl_a = netlink_in(a);
+    nl_a.create_veth(&VethSpec {
+        name: &name,
+        peer_name: "underlay",
+        peer_netns: Some(&b_netns),
+        peer_mac: None,
+        mtu: None,
+        controller: None,
+        up: true,
+    })
+    .unwrap();
+    let link = nl_a.link(&name).unwrap().unwrap();
+    nl_a.add_address(&link, a_ip.parse().unwrap(), 24).unwrap();
+    let mut nl_b = netlink_in(b);
+    let peer = nl_b.link("underlay").unwrap().unwrap();
+    nl_b.add_address(&peer, b_ip.parse().unwrap(), 24).unwrap();
+    nl_b.set_up(&peer, true).unwrap();
+}
+
+pub fn enable_forwarding(node: &NetnsGuard) {
+    let status = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            node.name(),
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
