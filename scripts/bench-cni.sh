@@ -5,9 +5,11 @@
 # namespace (its bridge lives there, never on the host) and N pod
 # namespaces; every ADD, then every DEL, is timed as a runtime would run
 # it (exec of the plugin binary with CNI_* env and the config on stdin).
-# Reports ADD and DEL medians and p95 per plugin and netplug's ratio.
+# Reports ADD and DEL medians and p95 per plugin and netplug's ratio,
+# first one call at a time, then PARALLEL at a time (as a node starting
+# many pods at once).
 #
-#   scripts/bench-cni.sh [N]     (default 100)
+#   scripts/bench-cni.sh [N] [PARALLEL]     (defaults 100 and 8)
 #
 # Needs root. Namespaces are created outside the timed part and removed
 # on exit, even on failure.
@@ -15,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/packages.sh
 n=${1:-100}
+parallel=${2:-8}
 
 ensure_debs containernetworking-plugins iproute2
 cargo build --release --quiet -p noderun-netplug --bin netplug
@@ -39,13 +42,18 @@ config() { # TAG
 JSON
 }
 
-run() { # TAG PLUGIN CNI_PATH
+setup() { # TAG
   local tag=$1 i
   ip netns add "nr-bcni-node-$tag"
   for ((i = 0; i < n; i++)); do ip netns add "nr-bcni-pod-$tag-$i"; done
   config "$tag" >"$work/config-$tag.json"
+}
+
+run() { # TAG PLUGIN CNI_PATH PARALLEL
+  local tag=$1
   ip netns exec "nr-bcni-node-$tag" scripts/lib/cni-bench-loop.sh \
-    "$2" "$3" "$work/config-$tag.json" "$tag" "$n" >"$work/times-$tag"
+    "$2" "$3" "$work/config-$tag.json" "$tag" "$n" "$4" >"$work/times-$tag"
+  [ "$(wc -l <"$work/times-$tag")" -eq $((2 * n)) ] || { echo "$tag: calls failed" >&2; exit 1; }
 }
 
 stat() { # TAG VERB -> "median p95" in microseconds
@@ -53,17 +61,25 @@ stat() { # TAG VERB -> "median p95" in microseconds
     awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; p = v[int(NR * 0.95 + 0.999)]; print m, p }'
 }
 
-run np "$netplug" "$(dirname "$netplug")"
-run ref "$reference" /usr/lib/cni
-
-echo "CNI plugin latency, $n pods each (microseconds; exec of the plugin included)"
-printf '%-28s %10s %10s %10s %10s\n' plugin "ADD med" "ADD p95" "DEL med" "DEL p95"
-for tag in np ref; do
-  read -r am ap < <(stat "$tag" ADD)
-  read -r dm dp < <(stat "$tag" DEL)
-  name=$([ "$tag" = np ] && echo "netplug" || echo "bridge + host-local (ref)")
-  printf '%-28s %10s %10s %10s %10s\n' "$name" "$am" "$ap" "$dm" "$dp"
-  eval "${tag}_add=$am ${tag}_del=$dm"
+setup np
+setup ref
+report() { # PARALLEL
+  echo
+  echo "CNI plugin latency, $n pods each, $1 call(s) at a time (microseconds; exec of the plugin included)"
+  printf '%-28s %10s %10s %10s %10s\n' plugin "ADD med" "ADD p95" "DEL med" "DEL p95"
+  local tag am ap dm dp name
+  for tag in np ref; do
+    read -r am ap < <(stat "$tag" ADD)
+    read -r dm dp < <(stat "$tag" DEL)
+    name=$([ "$tag" = np ] && echo "netplug" || echo "bridge + host-local (ref)")
+    printf '%-28s %10s %10s %10s %10s\n' "$name" "$am" "$ap" "$dm" "$dp"
+    eval "${tag}_add=$am ${tag}_del=$dm"
+  done
+  awk -v a="$np_add" -v ra="$ref_add" -v d="$np_del" -v rd="$ref_del" 'BEGIN {
+    printf "netplug / reference: ADD %.2f, DEL %.2f (lower is faster)\n", a / ra, d / rd }'
+}
+for p in 1 "$parallel"; do
+  run np "$netplug" "$(dirname "$netplug")" "$p"
+  run ref "$reference" /usr/lib/cni "$p"
+  report "$p"
 done
-awk -v a="$np_add" -v ra="$ref_add" -v d="$np_del" -v rd="$ref_del" 'BEGIN {
-  printf "netplug / reference: ADD %.2f, DEL %.2f (lower is faster)\n", a / ra, d / rd }'

@@ -323,3 +323,40 @@ fn version_and_status_answer() {
         status.raw
     );
 }
+
+/// `ipMasq` through the binary: ADD puts the pod's address in netplug's
+/// nftables set in the node namespace, DEL (twice) takes it out.
+#[test]
+fn ip_masq_through_the_binary_follows_add_and_del() {
+    let h = Harness::netplug();
+    let mut config = h.config("10.77.0.0/24");
+    config["ipMasq"] = json!(true);
+    let pod = common::pod();
+    let result = h.add(&config, "masq", &pod);
+    let ip = pod_ip(&result, &pod).to_string();
+    let list = || {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                h.node.name(),
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "netplug",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(list().contains(&ip), "{}", list());
+    h.del(&config, "masq", Some(&pod));
+    h.del(&config, "masq", Some(&pod));
+    assert!(!list().contains(&ip), "{}", list());
+}
