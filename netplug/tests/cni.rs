@@ -360,3 +360,25 @@ fn ip_masq_through_the_binary_follows_add_and_del() {
     h.del(&config, "masq", Some(&pod));
     assert!(!list().contains(&ip), "{}", list());
 }
+
+/// `mtu` and `promiscMode` mean the same for both plugins: the pod's
+/// interface gets the MTU, the bridge is promiscuous.
+#[test]
+fn mtu_and_promisc_mode_hold_for_both_plugins() {
+    for h in Harness::both() {
+        let mut config = h.config("10.77.0.0/24");
+        config["mtu"] = json!(1400);
+        config["promiscMode"] = json!(true);
+        let pod = common::pod();
+        h.add(&config, "opts", &pod);
+        let eth0 = link_in(&pod, "eth0").unwrap();
+        assert_eq!(eth0.mtu, Some(1400), "{}", h.plugin.display());
+        let bridge = link_in(&h.node, &h.bridge).unwrap();
+        assert!(
+            bridge.promisc,
+            "{}: bridge not promiscuous",
+            h.plugin.display()
+        );
+        h.del(&config, "opts", Some(&pod));
+    }
+}
