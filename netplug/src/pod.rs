@@ -197,6 +197,21 @@ impl PodNetwork {
         Ok(())
     }
 
+    /// Garbage-collect every attachment `is_valid` rejects (the CNI GC
+    /// verb, for pods a crashed runtime forgot): its veth, its masquerade
+    /// entry and its address, as DEL would. Returns what was collected.
+    pub fn gc(&self, is_valid: impl Fn(&Owner) -> bool) -> Result<Vec<Owner>, PodNetworkError> {
+        let state = self.store.state()?;
+        let mut collected = Vec::new();
+        for owner in state.allocations.into_values() {
+            if !is_valid(&owner) {
+                self.del(&owner.container_id, &owner.ifname)?;
+                collected.push(owner);
+            }
+        }
+        Ok(collected)
+    }
+
     /// Verify that `container_id`'s interface `ifname` is attached as ADD
     /// left it: address allocated, host veth on the bridge and up, pod
     /// interface up with its MAC, address and default route.

@@ -287,8 +287,8 @@ fn an_exhausted_range_is_no_addresses_and_gc_frees_leaked_ips() {
     assert!(!full.ok);
     assert_eq!(full.json.unwrap()["code"], 100, "{}", full.raw);
 
-    // The runtime lost track of full-0..3 (their namespaces are gone):
-    // GC with only full-4 valid frees their addresses.
+    // The runtime lost track of full-0..3 (a crash between ADD and DEL):
+    // GC with only full-4 valid frees their addresses and veths.
     let mut gc = config.clone();
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "full-4", "ifname": "eth0"}]);
     let out = h.invoke("GC", "", None, &gc);
@@ -301,6 +301,14 @@ fn an_exhausted_range_is_no_addresses_and_gc_frees_leaked_ips() {
         );
     }
     assert!(state.contains("\"full-4\""), "{state}");
+    for (n, pod) in pods[..5].iter().enumerate() {
+        let present = link_in(pod, "eth0").is_some();
+        assert_eq!(
+            present,
+            n == 4,
+            "full-{n}: GC leaves exactly the valid pod's interface"
+        );
+    }
     h.add(&config, "full-5", &pods[5]);
 }
 

@@ -91,7 +91,8 @@ fn check(request: &Request, conf: &NetConf, network: &PodNetwork) -> Result<(), 
     Ok(())
 }
 
-/// Release every address whose container is not in the valid list.
+/// Remove every attachment (veth, masquerade entry, address) that is not
+/// in `cni.dev/valid-attachments`.
 fn gc(conf: &NetConf, network: &PodNetwork) -> Result<(), CniError> {
     let valid = conf.valid_attachments.as_ref().ok_or_else(|| {
         CniError::new(
@@ -99,12 +100,14 @@ fn gc(conf: &NetConf, network: &PodNetwork) -> Result<(), CniError> {
             "GC needs cni.dev/valid-attachments",
         )
     })?;
-    let live: HashSet<&str> = valid.iter().map(|a| a.container_id.as_str()).collect();
+    let live: HashSet<(&str, &str)> = valid
+        .iter()
+        .map(|a| (a.container_id.as_str(), a.ifname.as_str()))
+        .collect();
     network
-        .store()
-        .gc(|id| live.contains(id))
+        .gc(|owner| live.contains(&(owner.container_id.as_str(), owner.ifname.as_str())))
         .map(|_| ())
-        .map_err(|e| from_pod_error(e.into()))
+        .map_err(from_pod_error)
 }
 
 fn version_json(stdin: &[u8]) -> String {
