@@ -16,11 +16,13 @@
 //!
 //! DEL deletes the host end (the kernel removes the pod end with it) and
 //! then releases the address; it succeeds when there is nothing to delete.
-//! Its cost is the kernel's: unregistering a veth pair waits for RCU grace
-//! periods inside the `RTM_DELLINK` call (about 14 ms here for a bare
-//! `ip link del` of a veth against under 1 ms for other link kinds), which
-//! is why DEL is several times slower than ADD, in the reference plugin as
-//! much as in netplug.
+//! Its cost is the kernel's: `RTM_DELLINK` of a veth blocks in
+//! `rtnl_dellink` → `netdev_run_todo` → `rcu_barrier()` (seen in the
+//! blocked task's `/proc/<pid>/stack`), a wait for a full RCU grace period
+//! that any device unregistration pays, about 14-20 ms on this machine.
+//! The reference plugin pays it too (it deletes the pod end instead, the
+//! same unregistration). Only host-wide RCU tuning (`rcu_expedited`)
+//! shortens it, which a CNI plugin has no business changing.
 
 use crate::config::{check_ifname, host_veth_name, mac_for, ConfigError, NetworkConfig};
 use crate::masquerade::{Masquerade, MasqueradeError};
