@@ -42,6 +42,10 @@
 #                           overlay veth bridge br_netfilter dummy tun
 #                           nf_tables nft_chain_nat nft_nat nft_masq nft_ct
 #   --timeout SECONDS       whole-VM time limit (default 600)
+#   --test-timeout SECONDS  time limit of each test binary inside the VM
+#                           (default: the whole-VM limit minus 60 s); a test
+#                           past it has its processes' states and kernel
+#                           stacks printed to the console, then is killed
 #   --mem SIZE              guest memory (default 2G)
 #   --smp N                 guest CPUs (default 2)
 #   --quiet                 do not stream the console; show its tail on failure
@@ -89,7 +93,7 @@ default_modules="overlay veth bridge br_netfilter dummy tun nf_tables nft_chain_
 bins=() cargo_tests=() common_args=() files=() trees=() envs=()
 pos_bin="" pos_args=()
 cargo_flags="" test_threads="" strip=0 extra_modules="" use_default_modules=1
-timeout="" mem=2G smp=2 quiet=0 keep=0 shell=0 refresh=0 log_copy=""
+timeout="" test_timeout="" mem=2G smp=2 quiet=0 keep=0 shell=0 refresh=0 log_copy=""
 
 need() { [ "$#" -ge 2 ] || die "option $1 needs a value"; }
 while [ "$#" -gt 0 ]; do
@@ -106,6 +110,7 @@ while [ "$#" -gt 0 ]; do
     --modules) need "$@"; extra_modules="$extra_modules $2"; shift 2 ;;
     --no-default-modules) use_default_modules=0; shift ;;
     --timeout) need "$@"; timeout=$2; shift 2 ;;
+    --test-timeout) need "$@"; test_timeout=$2; shift 2 ;;
     --mem) need "$@"; mem=$2; shift 2 ;;
     --smp) need "$@"; smp=$2; shift 2 ;;
     --quiet) quiet=1; shift ;;
@@ -123,6 +128,10 @@ if [ -z "$timeout" ]; then
   if [ "$shell" = 1 ]; then timeout=31536000; else timeout=600; fi
 fi
 [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout wants seconds"
+if [ -z "$test_timeout" ]; then
+  test_timeout=$(( timeout > 120 ? timeout - 60 : timeout * 3 / 4 ))
+fi
+[[ $test_timeout =~ ^[0-9]+$ ]] || die "--test-timeout wants seconds"
 [ -z "$test_threads" ] || [[ $test_threads =~ ^[0-9]+$ ]] || die "--test-threads wants a number"
 if [ ${#bins[@]} -eq 0 ] && [ ${#cargo_tests[@]} -eq 0 ] && [ -z "$pos_bin" ] && [ "$shell" = 0 ]; then
   usage >&2
@@ -443,6 +452,7 @@ fi
 # Environment for the tests.
 {
   echo "export RUST_BACKTRACE=1"
+  echo "export NODERUN_VM_TEST_TIMEOUT=$test_timeout"
   while IFS='=' read -r -d '' k v; do
     [[ $k =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
     case $k in

@@ -97,14 +97,46 @@ ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null
 # shellcheck disable=SC3045
 ulimit -c 0
 
+# dump_tasks: every user process's state, wait channel and kernel stack per
+# thread, so that a hung test says where it waits.
+dump_tasks() {
+    for task in /proc/[0-9]*/task/[0-9]*; do
+        readlink "${task%/task/*}/exe" >/dev/null 2>&1 || continue   # kernel threads
+        state=$(cut -d' ' -f2-4 "$task/stat" 2>/dev/null) || continue
+        echo "--- task ${task#/proc/}: $state wchan=$(cat "$task/wchan" 2>/dev/null)"
+        sed 's/^/    /' "$task/stack" 2>/dev/null
+    done
+    echo w >/proc/sysrq-trigger 2>/dev/null
+}
+
+# watchdog NAME PID SECONDS: if PID still runs after SECONDS (0: never),
+# print every task's state and kill the test's processes.
+watchdog() {
+    [ "$3" -gt 0 ] 2>/dev/null || return 0
+    waited=0
+    while [ "$waited" -lt "$3" ]; do
+        sleep 1
+        kill -0 "$2" 2>/dev/null || return 0
+        waited=$((waited + 1))
+    done
+    say "=== $1 still running after $3s (NODERUN_VM_TEST_TIMEOUT): task states"
+    dump_tasks
+    kill -9 "$2" 2>/dev/null
+}
+
 # run_test NAME DIR PATH [ARGS...]: run one test binary in DIR, report it.
 run_test() {
     name=$1 dir=$2
     shift 2
     say "=== running $name: $*"
     start=$(uptime_s)
-    (cd "$dir" 2>/dev/null || cd /; exec "$@" </dev/null)
+    (cd "$dir" 2>/dev/null || cd /; exec "$@" </dev/null) &
+    test_pid=$!
+    watchdog "$name" "$test_pid" "${NODERUN_VM_TEST_TIMEOUT:-0}" &
+    dog_pid=$!
+    wait "$test_pid"
     rc=$?
+    kill "$dog_pid" 2>/dev/null
     end=$(uptime_s)
     secs=$(awk "BEGIN { printf \"%.1f\", $end - $start }")
     say "=== $name exited with $rc after ${secs}s"
