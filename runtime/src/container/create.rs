@@ -99,10 +99,9 @@ pub fn create(
         cgroup.apply(&resources::from_spec(r))?;
     }
 
-    let fifo = dir.join(EXEC_FIFO);
-    spawn::mkfifo(&fifo)?;
+    let fifo = spawn::exec_fifo(&dir.join(EXEC_FIFO))?;
     let (ours, theirs) = spawn::seqpacket_pair()?;
-    let plan = InitPlan::new(id, &bundle, &fifo, opts)?;
+    let plan = InitPlan::new(id, &bundle, fifo, opts)?;
     let channel = Channel::new(ours);
     let mut init_end = Some(theirs);
     let pid = spawn::clone_child(

@@ -26,6 +26,10 @@ fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible,
         other => return Err(format!("init channel: expected Go, got {other:?}")),
     };
     plan.namespaces.join_all().map_err(|e| e.to_string())?;
+    if plan.namespaces.enters_user_namespace() {
+        process::become_namespace_root()
+            .map_err(|e| format!("become root of the user namespace: {e}"))?;
+    }
     if plan.runtime_hooks {
         channel
             .send(&Message::NamespacesReady)
@@ -45,14 +49,6 @@ fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible,
     )
     .map_err(|e| e.to_string())?;
 
-    // The fifo lives in the runtime's state dir, out of reach after
-    // pivot_root: hold it open by path now, reopen it through /proc later.
-    let fifo = File::options()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(&plan.fifo)
-        .map_err(|e| format!("open exec fifo {}: {e}", plan.fifo.display()))?;
-
     let process = plan.spec.process().clone().unwrap_or_default();
     let linux = plan.spec.linux().clone().unwrap_or_default();
     if plan.namespaces.creates_uts_namespace() {
@@ -69,7 +65,7 @@ fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible,
     channel
         .send(&Message::Ready)
         .map_err(|e| format!("init channel: {e}"))?;
-    wait_for_start(&fifo)?;
+    wait_for_start(&plan.fifo)?;
     hooks::run(
         Phase::StartContainer,
         hooks.start_container().as_deref().unwrap_or_default(),

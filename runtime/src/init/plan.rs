@@ -7,14 +7,16 @@ use crate::process::namespaces::NamespacePlan;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 
 #[derive(Debug)]
 pub struct InitPlan {
     pub id: String,
     pub spec: Spec,
     pub rootfs: PathBuf,
-    pub fifo: PathBuf,
+    /// O_PATH handle on the exec fifo, inherited through the clone.
+    pub fifo: File,
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub namespaces: NamespacePlan,
@@ -27,7 +29,7 @@ impl InitPlan {
     pub fn new(
         id: &str,
         bundle: &Bundle,
-        fifo: &Path,
+        fifo: File,
         opts: &CreateOptions,
     ) -> Result<InitPlan, ContainerError> {
         let linux = bundle.spec.linux().clone().unwrap_or_default();
@@ -42,7 +44,7 @@ impl InitPlan {
             id: id.into(),
             spec: bundle.spec.clone(),
             rootfs: bundle.rootfs.clone(),
-            fifo: fifo.into(),
+            fifo,
             console_socket: opts.console_socket.clone(),
             no_pivot: opts.no_pivot,
             namespaces,

@@ -20,6 +20,14 @@ pub fn set_hostname(spec: &Spec) -> Result<(), NsError> {
     Ok(())
 }
 
+/// Become root of the user namespace the init is in. After the clone (or
+/// setns) the init still carries the runtime's host ids, which mean nothing
+/// there: files it creates, even on a tmpfs mounted in that namespace,
+/// would fail with EOVERFLOW. Container uid and gid 0 must be mapped.
+pub fn become_namespace_root() -> Result<(), NsError> {
+    ns::set_ids(0, 0)
+}
+
 /// Seccomp profiles are not supported yet: a spec that asks for one is
 /// refused instead of running unconfined.
 #[derive(Debug, thiserror::Error)]

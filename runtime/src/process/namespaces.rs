@@ -66,6 +66,16 @@ impl NamespacePlan {
         self.create.contains(CloneFlags::CLONE_NEWUSER)
     }
 
+    /// True when the container runs in a user namespace other than the
+    /// runtime's, created or joined.
+    pub fn enters_user_namespace(&self) -> bool {
+        self.creates_user_namespace()
+            || self
+                .join
+                .iter()
+                .any(|(flag, _)| *flag == CloneFlags::CLONE_NEWUSER)
+    }
+
     pub fn creates_uts_namespace(&self) -> bool {
         self.create.contains(CloneFlags::CLONE_NEWUTS)
     }

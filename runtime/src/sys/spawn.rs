@@ -8,7 +8,9 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
+use std::fs::File;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +57,27 @@ pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), SpawnError> {
     .map_err(SpawnError::SocketPair)
 }
 
-pub fn mkfifo(path: &Path) -> Result<(), SpawnError> {
-    nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600)).map_err(|errno| SpawnError::Mkfifo {
+/// Make the exec fifo and return an O_PATH handle on it for the init.
+///
+/// The init inherits the handle (so it needs no search permission on the
+/// state directory, which an init in a user namespace or with a non-root
+/// user lacks) and reopens it for writing through /proc/self/fd after it
+/// has switched to the container's user: mode 0622 lets any user write.
+pub fn exec_fifo(path: &Path) -> Result<File, SpawnError> {
+    let err = |errno| SpawnError::Mkfifo {
         path: path.into(),
         errno,
-    })
+    };
+    let mode = Mode::from_bits_truncate(0o622);
+    nix::unistd::mkfifo(path, mode).map_err(err)?;
+    // The umask may have taken the write bits: set the mode exactly.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o622))
+        .map_err(|e| err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
 }
 
 /// How a process ended.

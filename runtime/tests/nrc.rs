@@ -1,0 +1,601 @@
+//! `nrc` driven as containerd and the runtime-tools suites drive runc:
+//! through its command line, with bundles made from Debian's busybox-static.
+//! Each test uses its own state root, bundle and container id, and checks
+//! that nothing is left behind (state, cgroups, mounts) — also when the
+//! bundle is bad.
+
+use noderun_testkit::{require_privileged, unique_name, CgroupLayout, NetnsGuard, TempDir};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{symlink, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// A bundle (rootfs of busybox applets + config.json from `nrc spec`) and a
+/// private state root, removed on drop after any container left in it is
+/// force-deleted.
+struct Fixture {
+    dir: TempDir,
+    id: String,
+}
+
+impl Fixture {
+    /// None when busybox-static is missing outside CI (scripts/test.sh
+    /// installs it; in CI its absence is a failure).
+    fn new(args: &[&str]) -> Option<Fixture> {
+        if !Path::new(BUSYBOX).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{BUSYBOX} missing: scripts/test.sh installs busybox-static"
+            );
+            eprintln!("skipping: {BUSYBOX} missing (apt-get install busybox-static)");
+            return None;
+        }
+        let dir = TempDir::new("nrc-test").expect("temp dir");
+        let rootfs = dir.join("bundle/rootfs");
+        for sub in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(rootfs.join(sub)).expect("rootfs dirs");
+        }
+        std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).expect("copy busybox");
+        for applet in applets() {
+            let _ = symlink("busybox", rootfs.join("bin").join(applet));
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").unwrap();
+        std::fs::create_dir_all(dir.join("root")).unwrap();
+        let f = Fixture {
+            dir,
+            id: unique_name("nrc"),
+        };
+        let out = f.nrc(&["spec", "--bundle", f.bundle().to_str().unwrap()]);
+        assert!(out.status.success(), "nrc spec: {}", stderr(&out));
+        f.edit(|c| {
+            c["process"]["args"] = json!(args);
+        });
+        Some(f)
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.bundle().join("config.json");
+        let mut c: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut c);
+        std::fs::write(&path, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nrc"));
+        cmd.arg("--root").arg(self.root()).args(args);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn nrc(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run nrc")
+    }
+
+    /// `nrc run` with the container's stdout captured.
+    fn run(&self) -> Output {
+        self.nrc(&["run", "--bundle", self.bundle().to_str().unwrap(), &self.id])
+    }
+
+    /// `nrc create` with the container's stdio on /dev/null and nrc's own
+    /// stderr in a file: the init inherits both and holds them until it
+    /// exits, so a captured pipe would not close while it lives.
+    fn create(&self) -> Output {
+        let log = self.dir.join("create.stderr");
+        let file = std::fs::File::create(&log).expect("stderr file");
+        let status = self
+            .command(&[
+                "create",
+                "--bundle",
+                self.bundle().to_str().unwrap(),
+                &self.id,
+            ])
+            .stdout(Stdio::null())
+            .stderr(file)
+            .status()
+            .expect("run nrc create");
+        Output {
+            status,
+            stdout: Vec::new(),
+            stderr: std::fs::read(&log).unwrap_or_default(),
+        }
+    }
+
+    fn state(&self) -> Option<Value> {
+        let out = self.nrc(&["state", &self.id]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("state is JSON"))
+    }
+
+    fn status(&self) -> String {
+        self.state().map_or("absent".into(), |s| {
+            s["status"].as_str().unwrap_or_default().to_string()
+        })
+    }
+
+    fn wait_status(&self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.status() != want {
+            assert!(
+                Instant::now() < deadline,
+                "never reached {want}: {}",
+                self.status()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Nothing of this container is left: no state, no cgroup, no mounts.
+    fn assert_gone(&self) {
+        let left: Vec<_> = std::fs::read_dir(self.root()).unwrap().flatten().collect();
+        assert!(
+            left.is_empty(),
+            "state left in {}: {left:?}",
+            self.root().display()
+        );
+        let layout = CgroupLayout::detect().unwrap();
+        for dir in layout.cgroup_dirs(&format!("nrc/{}", self.id), &["memory", "pids", "cpu"]) {
+            assert!(!dir.exists(), "cgroup left: {}", dir.display());
+        }
+        let mounts = noderun_testkit::mount_points_under(self.dir.path()).unwrap();
+        assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.nrc(&["delete", "--force", &self.id]);
+    }
+}
+
+fn applets() -> Vec<String> {
+    let out = Command::new(BUSYBOX)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .filter(|a| a != "busybox")
+        .collect()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `key=value` lines of a container's report.
+fn facts(out: &Output) -> BTreeMap<String, String> {
+    stdout(out)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+const REPORT: &str = r#"
+echo pid=$$
+echo hostname=$(hostname)
+for n in pid mnt uts ipc net cgroup user; do echo ns_$n=$(readlink /proc/self/ns/$n); done
+echo capeff=$(grep CapEff /proc/self/status | cut -f2)
+echo capbnd=$(grep CapBnd /proc/self/status | cut -f2)
+echo nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)
+echo kcore_bytes=$(head -c 16 /proc/kcore | wc -c)
+if echo x 2>/dev/null > /proc/sys/kernel/domainname; then echo ro_sys=no; else echo ro_sys=yes; fi
+if touch /new-file 2>/dev/null; then echo ro_root=no; else echo ro_root=yes; fi
+echo fds=$(ls /proc/self/fd | tr '\n' ' ')
+echo dev_null=$(stat -c %F /dev/null)
+echo ptmx=$(readlink /dev/ptmx)
+echo fd_link=$(readlink /dev/fd)
+echo proc_type=$(grep ' /proc ' /proc/mounts | cut -d' ' -f3 | head -n1)
+echo pts_type=$(grep ' /dev/pts ' /proc/mounts | cut -d' ' -f3)
+echo shm_type=$(grep ' /dev/shm ' /proc/mounts | cut -d' ' -f3)
+echo cwd=$(pwd)
+echo path=$PATH
+"#;
+
+#[test]
+fn run_isolates_the_process_as_the_spec_says() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sh", "-c", REPORT]) else {
+        return;
+    };
+    f.edit(|c| c["hostname"] = json!("inside"));
+    let out = f.run();
+    assert!(
+        out.status.success(),
+        "nrc run: {}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    let got = facts(&out);
+    assert_eq!(got["pid"], "1");
+    assert_eq!(got["hostname"], "inside");
+    for ns in ["pid", "mnt", "uts", "ipc", "net", "cgroup"] {
+        assert_ne!(
+            got[&format!("ns_{ns}")],
+            host_ns(ns),
+            "{ns} namespace not new"
+        );
+    }
+    assert_eq!(
+        got["ns_user"],
+        host_ns("user"),
+        "no user namespace was asked for"
+    );
+    // `nrc spec`'s default capabilities: AUDIT_WRITE, KILL, NET_BIND_SERVICE.
+    assert_eq!(got["capeff"], "0000000020000420");
+    assert_eq!(got["capbnd"], "0000000020000420");
+    assert_eq!(got["nnp"], "1");
+    assert_eq!(got["kcore_bytes"], "0", "/proc/kcore is a masked path");
+    assert_eq!(got["ro_sys"], "yes", "/proc/sys is a readonly path");
+    assert_eq!(got["ro_root"], "yes", "root.readonly is true");
+    let fds: Vec<&str> = got["fds"].split_whitespace().collect();
+    assert!(
+        fds.iter().all(|fd| ["0", "1", "2", "3"].contains(fd)),
+        "host fds leaked into the container: {fds:?}"
+    );
+    assert_eq!(got["dev_null"], "character special file");
+    assert_eq!(got["ptmx"], "pts/ptmx");
+    assert_eq!(got["fd_link"], "/proc/self/fd");
+    assert_eq!(got["proc_type"], "proc");
+    assert_eq!(got["pts_type"], "devpts");
+    assert_eq!(got["shm_type"], "tmpfs");
+    assert_eq!(got["cwd"], "/");
+    assert!(got["path"].contains("/bin"), "{}", got["path"]);
+    f.assert_gone();
+}
+
+#[test]
+fn run_passes_the_exit_code_through() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sh", "-c", "exit 7"]) else {
+        return;
+    };
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    f.assert_gone();
+}
+
+#[test]
+fn process_user_env_cwd_and_rlimits_apply() {
+    require_privileged!();
+    let script = "echo uid=$(id -u) gid=$(id -g) groups=$(id -G); echo cwd=$(pwd); echo greet=$GREETING; echo nofile=$(ulimit -n)";
+    let Some(f) = Fixture::new(&["sh", "-c", script]) else {
+        return;
+    };
+    f.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [1002]});
+        c["process"]["cwd"] = json!("/tmp");
+        c["process"]["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("GREETING=hello"));
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]);
+    });
+    let out = f.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("uid=1000 gid=1001 groups=1001 1002"),
+        "{text}"
+    );
+    let got = facts(&out);
+    assert_eq!(got["cwd"], "/tmp");
+    assert_eq!(got["greet"], "hello");
+    assert_eq!(got["nofile"], "256");
+    f.assert_gone();
+}
+
+#[test]
+fn lifecycle_create_start_pause_resume_kill_delete() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    let out = f.create();
+    assert!(out.status.success(), "create: {}", stderr(&out));
+    let state = f.state().expect("state after create");
+    assert_eq!(state["status"], "created");
+    assert_eq!(state["id"], f.id.as_str());
+    assert_eq!(state["bundle"], f.bundle().to_str().unwrap());
+    let pid = state["pid"].as_i64().expect("pid");
+    assert!(pid > 0);
+    // The init waits in `create` until `start`: it has not exec'd yet.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        !exe.ends_with("busybox"),
+        "init exec'd before start: {exe:?}"
+    );
+
+    let out = f.nrc(&["start", &f.id]);
+    assert!(out.status.success(), "start: {}", stderr(&out));
+    f.wait_status("running");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(exe.ends_with("busybox"), "{exe:?}");
+    let out = f.nrc(&["start", &f.id]);
+    assert!(!out.status.success(), "a second start must fail");
+
+    let out = f.nrc(&["ps", "--format", "json", &f.id]);
+    assert!(out.status.success(), "ps: {}", stderr(&out));
+    let pids: Vec<i64> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pids, vec![pid]);
+
+    let out = f.nrc(&["list", "--quiet"]);
+    assert_eq!(stdout(&out).trim(), f.id);
+
+    assert!(f.nrc(&["pause", &f.id]).status.success());
+    assert_eq!(f.status(), "paused");
+    assert!(f.nrc(&["resume", &f.id]).status.success());
+    assert_eq!(f.status(), "running");
+
+    let out = f.nrc(&["delete", &f.id]);
+    assert!(
+        !out.status.success(),
+        "delete of a running container needs --force"
+    );
+
+    let out = f.nrc(&["kill", &f.id, "KILL"]);
+    assert!(out.status.success(), "kill: {}", stderr(&out));
+    f.wait_status("stopped");
+    let out = f.nrc(&["delete", &f.id]);
+    assert!(out.status.success(), "delete: {}", stderr(&out));
+    assert_eq!(f.status(), "absent");
+    f.assert_gone();
+}
+
+#[test]
+fn delete_force_removes_a_running_container() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    assert!(f.create().status.success());
+    assert!(f.nrc(&["start", &f.id]).status.success());
+    let pid = f.state().unwrap()["pid"].as_i64().unwrap();
+    let out = f.nrc(&["delete", "--force", &f.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!Path::new(&format!("/proc/{pid}")).exists() || is_zombie_gone(pid));
+    f.assert_gone();
+}
+
+fn is_zombie_gone(pid: i64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+#[test]
+fn update_changes_limits_live() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    assert!(f.create().status.success());
+    let out = f.nrc(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--pids-limit",
+        "50",
+        &f.id,
+    ]);
+    assert!(out.status.success(), "update: {}", stderr(&out));
+    let out = f.nrc(&["events", "--stats", &f.id]);
+    assert!(out.status.success(), "events: {}", stderr(&out));
+    let stats: Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
+    assert_eq!(
+        stats["data"]["memory"]["usage"]["limit"], 67108864,
+        "{stats}"
+    );
+    assert_eq!(stats["data"]["pids"]["limit"], 50, "{stats}");
+    assert!(f.nrc(&["delete", "--force", &f.id]).status.success());
+    f.assert_gone();
+}
+
+#[test]
+fn joins_a_network_namespace_by_path() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["readlink", "/proc/self/ns/net"]) else {
+        return;
+    };
+    let netns = NetnsGuard::new("nrc").unwrap();
+    let inode = std::fs::metadata(netns.path()).unwrap().ino();
+    let want = format!("net:[{inode}]");
+    f.edit(|c| {
+        for ns in c["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(netns.path());
+            }
+        }
+    });
+    let out = f.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), want);
+    f.assert_gone();
+    netns.cleanup().unwrap();
+}
+
+#[test]
+fn user_namespace_maps_root() {
+    require_privileged!();
+    let script = "echo uid=$(id -u); echo map=$(cat /proc/self/uid_map | tr -s ' ')";
+    let Some(f) = Fixture::new(&["sh", "-c", script]) else {
+        return;
+    };
+    f.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        // The rootfs stays owned by host root, which the namespace does not
+        // map: nothing may be created in it. Drop /sys and the cgroup mount
+        // under it (their mountpoints would be made in sys/), keeping the
+        // test about ids.
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/sys"));
+    });
+    let out = f.run();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
+    let got = facts(&out);
+    assert_eq!(got["uid"], "0");
+    assert_eq!(got["map"], "0 200000 65536");
+    f.assert_gone();
+}
+
+#[test]
+fn hooks_run_with_the_state_on_stdin() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["true"]) else {
+        return;
+    };
+    let log = f.dir.join("hooks.log");
+    let hook = |phase: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo {phase} \"$s\" >> {}", log.display())]});
+    f.edit(|c| {
+        c["hooks"] = json!({
+            "createRuntime": [hook("createRuntime")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+    });
+    let out = f.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&log).expect("hooks wrote their log");
+    let phases: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(phases, ["createRuntime", "poststart", "poststop"], "{text}");
+    for line in text.lines() {
+        let state: Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
+        assert_eq!(state["id"], f.id.as_str(), "{line}");
+    }
+    f.assert_gone();
+}
+
+#[test]
+fn a_failing_hook_fails_create_and_leaves_nothing() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["true"]) else {
+        return;
+    };
+    f.edit(|c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]}));
+    let out = f.create();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("createRuntime"), "{}", stderr(&out));
+    f.assert_gone();
+}
+
+/// A bad bundle: `create` fails with a message naming the problem and leaves
+/// no state, cgroup, mount or process behind.
+fn assert_rejected(edit: impl FnOnce(&Fixture), expect: &str) {
+    let Some(f) = Fixture::new(&["true"]) else {
+        return;
+    };
+    edit(&f);
+    let out = f.create();
+    assert!(!out.status.success(), "create of a bad bundle succeeded");
+    let err = stderr(&out);
+    assert!(err.contains(expect), "expected {expect:?} in: {err}");
+    assert_eq!(f.status(), "absent");
+    f.assert_gone();
+}
+
+#[test]
+fn bad_bundles_are_rejected_cleanly() {
+    require_privileged!();
+    assert_rejected(
+        |f| std::fs::remove_dir_all(f.bundle().join("rootfs")).unwrap(),
+        "rootfs",
+    );
+    assert_rejected(
+        |f| std::fs::write(f.bundle().join("config.json"), "{\"ociVersion\": ").unwrap(),
+        "config.json",
+    );
+    assert_rejected(|f| f.edit(|c| c["ociVersion"] = json!("2.0.0")), "2.0.0");
+    assert_rejected(
+        |f| {
+            f.edit(|c| {
+                c["mounts"].as_array_mut().unwrap().push(
+                    json!({"destination": "/../../escape", "type": "tmpfs", "source": "tmpfs"}),
+                )
+            })
+        },
+        "..",
+    );
+    assert_rejected(
+        |f| {
+            f.edit(|c| {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "bogus"}))
+            })
+        },
+        "bogus",
+    );
+    assert_rejected(
+        |f| f.edit(|c| c["process"]["args"] = json!(["/bin/no-such-program"])),
+        "no-such-program",
+    );
+    assert_rejected(
+        |f| f.edit(|c| c["process"]["cwd"] = json!("relative/dir")),
+        "cwd",
+    );
+}
+
+#[test]
+fn ids_that_could_escape_the_state_root_are_refused() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["true"]) else {
+        return;
+    };
+    for id in ["../x", "a/b", "", "."] {
+        let out = f.nrc(&["create", "--bundle", f.bundle().to_str().unwrap(), id]);
+        assert!(!out.status.success(), "id {id:?} accepted");
+    }
+    f.assert_gone();
+}
+
+#[test]
+fn features_and_version_describe_the_runtime() {
+    let out = Command::new(env!("CARGO_BIN_EXE_nrc"))
+        .arg("features")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ociVersionMin"], "1.0.0");
+    let ns = doc["linux"]["namespaces"].as_array().unwrap();
+    for want in ["pid", "network", "mount", "user", "cgroup"] {
+        assert!(ns.iter().any(|n| n == want), "{want} missing from {ns:?}");
+    }
+}
