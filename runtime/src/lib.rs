@@ -9,7 +9,8 @@
 //! - [`rootfs`]: the container's filesystem: mounts, devices, pivot_root,
 //!   masked and read-only paths.
 //! - [`process`]: the container process's identity and confinement:
-//!   namespaces joined, user, capabilities, rlimits, seccomp.
+//!   namespaces joined, user, capabilities, rlimits.
+//! - [`seccomp`]: the spec's seccomp profile compiled to BPF and loaded.
 
 pub mod cgroups;
 pub mod container;
@@ -17,5 +18,6 @@ pub mod image;
 pub mod init;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod snapshot;
 pub mod sys;

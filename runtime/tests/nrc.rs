@@ -598,4 +598,150 @@ fn features_and_version_describe_the_runtime() {
     for want in ["pid", "network", "mount", "user", "cgroup"] {
         assert!(ns.iter().any(|n| n == want), "{want} missing from {ns:?}");
     }
+    let seccomp = &doc["linux"]["seccomp"];
+    assert_eq!(seccomp["enabled"], true);
+    assert_eq!(seccomp["archs"], json!(["SCMP_ARCH_X86_64"]));
+}
+
+/// A block-list profile: mkdir fails with ENOSYS, sethostname kills the
+/// process.
+fn block_mkdir_and_sethostname(c: &mut Value, no_new_privs: bool) {
+    c["process"]["noNewPrivileges"] = json!(no_new_privs);
+    c["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS},
+            {"names": ["sethostname"], "action": "SCMP_ACT_KILL_PROCESS"},
+        ],
+    });
+}
+
+#[test]
+fn seccomp_profile_confines_the_process() {
+    require_privileged!();
+    for nnp in [true, false] {
+        // /dev is a writable tmpfs (the rootfs is read-only).
+        let script = "echo mkdir=$(mkdir /dev/blocked 2>&1); \
+                      test -d /dev/blocked && echo made=yes || echo made=no; \
+                      echo write=$(echo ok > /dev/file && cat /dev/file)";
+        let Some(f) = Fixture::new(&["sh", "-c", script]) else {
+            return;
+        };
+        f.edit(|c| block_mkdir_and_sethostname(c, nnp));
+        let out = f.run();
+        assert!(
+            out.status.success(),
+            "nnp={nnp}: {:?} {}",
+            out.status,
+            stderr(&out)
+        );
+        let got = facts(&out);
+        assert!(
+            got["mkdir"].contains("Function not implemented"),
+            "nnp={nnp}: mkdir must fail with the profile's errno: {}",
+            got["mkdir"]
+        );
+        assert_eq!(got["made"], "no", "nnp={nnp}");
+        assert_eq!(got["write"], "ok", "nnp={nnp}: other syscalls still work");
+        f.assert_gone();
+
+        let Some(f) = Fixture::new(&["hostname", "renamed"]) else {
+            return;
+        };
+        f.edit(|c| block_mkdir_and_sethostname(c, nnp));
+        let out = f.run();
+        assert_eq!(
+            out.status.code(),
+            Some(128 + libc::SIGSYS),
+            "nnp={nnp}: sethostname is killed by the filter; {}",
+            stderr(&out)
+        );
+        f.assert_gone();
+    }
+}
+
+#[test]
+fn seccomp_allow_list_with_errno_default() {
+    require_privileged!();
+    // Only what busybox needs to start, print and exit is allowed; the
+    // default answers everything else with EPERM.
+    let allowed = [
+        "execve",
+        "brk",
+        "arch_prctl",
+        "set_tid_address",
+        "set_robust_list",
+        "rseq",
+        "prlimit64",
+        "readlinkat",
+        "getrandom",
+        "mprotect",
+        "exit_group",
+        "exit",
+        "uname",
+        "getuid",
+        "geteuid",
+        "getgid",
+        "getegid",
+        "rt_sigprocmask",
+        "rt_sigaction",
+        "mmap",
+        "munmap",
+        "newfstatat",
+        "fstat",
+        "write",
+        "read",
+        "close",
+        "openat",
+        "ioctl",
+        "getpid",
+        "getppid",
+        "access",
+        "fcntl",
+    ];
+    let allow_only = |c: &mut Value| {
+        c["process"]["noNewPrivileges"] = json!(true);
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": allowed, "action": "SCMP_ACT_ALLOW"}],
+        });
+    };
+    let Some(f) = Fixture::new(&["true"]) else {
+        return;
+    };
+    f.edit(allow_only);
+    let out = f.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    f.assert_gone();
+
+    // mkdir is not on the list: it fails with EPERM (not with EEXIST or
+    // success, which /dev, a writable tmpfs, would otherwise give).
+    let Some(f) = Fixture::new(&["mkdir", "/dev/x"]) else {
+        return;
+    };
+    f.edit(allow_only);
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Operation not permitted")
+            || stderr(&out).contains("Operation not permitted"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    f.assert_gone();
+}
+
+#[test]
+fn a_bad_seccomp_profile_fails_create_and_leaves_nothing() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["true"]) else {
+        return;
+    };
+    f.edit(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOTIFY"}));
+    let out = f.create();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("listener"), "{}", stderr(&out));
+    f.assert_gone();
 }

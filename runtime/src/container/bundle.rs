@@ -76,9 +76,6 @@ fn check(spec: &Spec, dir: &Path) -> Result<PathBuf, String> {
             .map_err(|why| format!("mounts[{i}].destination: {why}"))?;
     }
     if let Some(linux) = spec.linux() {
-        if linux.seccomp().is_some() {
-            return Err(crate::process::SeccompUnsupported.to_string());
-        }
         let mut seen = Vec::new();
         for ns in linux.namespaces().iter().flatten() {
             if seen.contains(&ns.typ()) {

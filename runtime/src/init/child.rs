@@ -60,6 +60,14 @@ fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible,
     rootfs::prepare(&plan.spec, &plan.rootfs, &opts).map_err(|e| e.to_string())?;
     rootfs::finish(&plan.spec).map_err(|e| e.to_string())?;
     let program = process::exec::resolve(&process).map_err(|e| e.to_string())?;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
+    // user switch may drop: load it first then (the profile must allow the
+    // few syscalls left before exec). With no_new_privs, load it last so
+    // that it confines only the user's program.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        load_seccomp(plan)?;
+    }
     process::finalize_identity(&process, &linux).map_err(|e| e.to_string())?;
 
     channel
@@ -72,9 +80,18 @@ fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible,
         &state,
     )
     .map_err(|e| e.to_string())?;
-    process::load_seccomp(&linux, &process).map_err(|e| e.to_string())?;
+    if nnp {
+        load_seccomp(plan)?;
+    }
     let err = process::exec::exec(&program, &process);
     Err(err.to_string())
+}
+
+fn load_seccomp(plan: &InitPlan) -> Result<(), String> {
+    match &plan.seccomp {
+        Some(profile) => profile.load().map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
 }
 
 /// Block until `start` opens the fifo for reading, then tell it we go.

@@ -23,6 +23,8 @@ pub struct InitPlan {
     /// Whether the runtime has prestart/createRuntime hooks to run once the
     /// namespaces exist (otherwise the init does not stop to wait for them).
     pub runtime_hooks: bool,
+    /// The compiled seccomp profile, if the spec has one.
+    pub seccomp: Option<crate::seccomp::Profile>,
 }
 
 impl InitPlan {
@@ -40,7 +42,17 @@ impl InitPlan {
             path: bundle.dir.join("config.json"),
             message: e.to_string(),
         })?;
+        let seccomp = linux
+            .seccomp()
+            .as_ref()
+            .map(crate::seccomp::compile)
+            .transpose()
+            .map_err(|e| ContainerError::BadConfig {
+                path: bundle.dir.join("config.json"),
+                message: e.to_string(),
+            })?;
         Ok(InitPlan {
+            seccomp,
             id: id.into(),
             spec: bundle.spec.clone(),
             rootfs: bundle.rootfs.clone(),

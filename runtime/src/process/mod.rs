@@ -10,7 +10,7 @@ pub mod namespaces;
 pub use identity::{finalize_identity, IdentityError};
 
 use crate::sys::ns::{self, NsError};
-use oci_spec::runtime::{Linux, Process, Spec};
+use oci_spec::runtime::Spec;
 
 /// Set the hostname (and domainname) in the container's new UTS namespace.
 pub fn set_hostname(spec: &Spec) -> Result<(), NsError> {
@@ -26,17 +26,4 @@ pub fn set_hostname(spec: &Spec) -> Result<(), NsError> {
 /// would fail with EOVERFLOW. Container uid and gid 0 must be mapped.
 pub fn become_namespace_root() -> Result<(), NsError> {
     ns::set_ids(0, 0)
-}
-
-/// Seccomp profiles are not supported yet: a spec that asks for one is
-/// refused instead of running unconfined.
-#[derive(Debug, thiserror::Error)]
-#[error("linux.seccomp is set, but this build of nrc does not apply seccomp profiles yet; remove it from config.json to run without one")]
-pub struct SeccompUnsupported;
-
-pub fn load_seccomp(linux: &Linux, _process: &Process) -> Result<(), SeccompUnsupported> {
-    match linux.seccomp() {
-        Some(_) => Err(SeccompUnsupported),
-        None => Ok(()),
-    }
 }
