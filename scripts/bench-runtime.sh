@@ -2,7 +2,7 @@
 # Container start benchmark: `nrc run` vs Debian's `crun run` vs `runc run`
 # on the same busybox bundle running /bin/true, interleaved in one run
 # (create -> start -> wait -> delete each cycle). Reports median and p95 wall
-# time per runtime, the ratios to nrc, and nrc's peak RSS.
+# time per runtime, the ratios to nrc, and each runtime's peak RSS.
 #
 #   scripts/bench-runtime.sh [CYCLES]      (default 60)
 #
@@ -23,14 +23,14 @@ cargo build --release --quiet -p noderun-runtime --bin nrc
 nrc=$PWD/target/release/nrc
 
 work=$(mktemp -d /tmp/noderun-bench-runtime.XXXXXX)
-mounted=()
+mounted=() ro_mount=""
 cleanup() {
   local m
-  for rt in nrc crun runc; do
+  for rt in nrc nrc-ro crun runc; do
     [ -d "$work/state-$rt" ] || continue
     for id in $(ls "$work/state-$rt" 2>/dev/null); do
       case $rt in
-        nrc) "$nrc" --root "$work/state-$rt" delete --force "$id" >/dev/null 2>&1 || true ;;
+        nrc|nrc-ro) "$nrc" --root "$work/state-$rt" delete --force "$id" >/dev/null 2>&1 || true ;;
         *) "$rt" --root "$work/state-$rt" delete --force "$id" >/dev/null 2>&1 || true ;;
       esac
     done
@@ -38,11 +38,15 @@ cleanup() {
   for m in "${mounted[@]}"; do
     umount "$m" && rmdir "$m" || echo "warning: could not remove $m" >&2
   done
+  if [ -n "$ro_mount" ]; then
+    umount "$ro_mount" || echo "warning: could not unmount $ro_mount" >&2
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 make_busybox_bundle "$work/bundle" '["/bin/true"]'
+make_busybox_bundle "$work/rss-bundle" '["/bin/sleep", "1"]'
 
 # crun's hybrid-mode workaround (see above).
 if grep -q hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
@@ -55,5 +59,15 @@ if grep -q hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
   done
 fi
 
-python3 scripts/lib/bench_runtime.py --cycles "$cycles" --bundle "$work/bundle" --work "$work" \
-  --runtime "nrc=$nrc" --runtime "crun=$(command -v crun)" --runtime "runc=$(command -v runc)"
+# nrc re-executes itself from a read-only view of its binary before it
+# starts a container (the /proc/self/exe defence) unless the binary already
+# sits on a read-only mount; "nrc-ro" is the same binary installed that way.
+mkdir "$work/ro"
+cp "$nrc" "$work/ro/nrc"
+mount --bind "$work/ro" "$work/ro"
+ro_mount=$work/ro
+mount -o remount,bind,ro "$work/ro"
+
+python3 scripts/lib/bench_runtime.py --cycles "$cycles" --bundle "$work/bundle" \
+  --rss-bundle "$work/rss-bundle" --work "$work" \
+  --runtime "nrc=$nrc" --runtime "nrc-ro=$work/ro/nrc" --runtime "crun=$(command -v crun)" --runtime "runc=$(command -v runc)"

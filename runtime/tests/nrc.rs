@@ -7,7 +7,8 @@
 use noderun_testkit::{require_privileged, unique_name, CgroupLayout, NetnsGuard, TempDir};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{symlink, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -743,5 +744,36 @@ fn a_bad_seccomp_profile_fails_create_and_leaves_nothing() {
     let out = f.create();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("listener"), "{}", stderr(&out));
+    f.assert_gone();
+}
+
+#[test]
+fn the_runtime_binary_cannot_be_overwritten_from_a_container() {
+    require_privileged!();
+    // CVE-2019-5736: a process in the container holds /proc/<init>/exe
+    // (nrc, before the init execs), waits for it to stop running (no more
+    // ETXTBSY) and opens it for writing. Here the test plays that process.
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    assert!(f.create().status.success());
+    let pid = f.state().unwrap()["pid"].as_i64().unwrap();
+    let held = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(format!("/proc/{pid}/exe"))
+        .expect("hold the init's executable");
+    let out = f.nrc(&["delete", "--force", &f.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Opening is enough to prove the hole; nothing is ever written.
+    let reopened = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{}", held.as_raw_fd()));
+    let e = reopened.expect_err("the runtime's binary opened for writing");
+    assert!(
+        matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EPERM)),
+        "{e}"
+    );
+    drop(held);
     f.assert_gone();
 }

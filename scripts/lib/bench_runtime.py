@@ -3,8 +3,13 @@
 Each cycle runs `<runtime> --root <state> run --bundle <bundle> <id>` once per
 runtime, in a rotating order so that no runtime always goes first, and
 records the wall time from fork to reaping. Prints median and p95 per
-runtime, the ratio of each to the first runtime, and the first runtime's
-peak RSS (from wait4's rusage).
+runtime, the ratio of each to the first runtime, and each runtime's peak
+RSS.
+
+Peak RSS is VmHWM of the runtime's process read from /proc while it waits
+for a container running `sleep` (--rss-bundle): wait4's ru_maxrss cannot
+be used, because it counts the pages the forked Python child had before it
+exec'd the runtime.
 """
 import argparse
 import os
@@ -19,14 +24,34 @@ def run_once(binary, state, bundle, cid):
     proc = subprocess.Popen(
         [binary, "--root", state, "run", "--bundle", bundle, cid],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, rusage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace")
     proc.stderr.close()
     if proc.returncode != 0:
         sys.exit(f"{binary} run {cid} failed with {proc.returncode}: {err.strip()}")
-    return elapsed * 1000.0, rusage.ru_maxrss
+    return elapsed * 1000.0
+
+
+def peak_rss_kib(binary, state, bundle, cid):
+    """VmHWM of `<runtime> run` while its container sleeps."""
+    proc = subprocess.Popen(
+        [binary, "--root", state, "run", "--bundle", bundle, cid],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hwm = 0
+    deadline = time.monotonic() + 5
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        hwm = max(hwm, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        time.sleep(0.02)
+    proc.wait()
+    return hwm
 
 
 def p95(xs):
@@ -39,6 +64,7 @@ def main():
     ap.add_argument("--cycles", type=int, default=60)
     ap.add_argument("--bundle", required=True)
     ap.add_argument("--work", required=True)
+    ap.add_argument("--rss-bundle", required=True, help="a bundle running `sleep 1`")
     ap.add_argument("--runtime", action="append", required=True, help="name=path")
     a = ap.parse_args()
     runtimes = [r.split("=", 1) for r in a.runtime]
@@ -50,10 +76,11 @@ def main():
     for cycle in range(-2, a.cycles):
         order = runtimes[cycle % len(runtimes):] + runtimes[:cycle % len(runtimes)]
         for name, binary in order:
-            ms, maxrss = run_once(binary, os.path.join(a.work, f"state-{name}"), a.bundle, f"b{cycle + 2}")
+            ms = run_once(binary, os.path.join(a.work, f"state-{name}"), a.bundle, f"b{cycle + 2}")
             if cycle >= 0:
                 times[name].append(ms)
-                rss[name] = max(rss[name], maxrss)
+    for name, binary in runtimes:
+        rss[name] = peak_rss_kib(binary, os.path.join(a.work, f"state-{name}"), a.rss_bundle, "rss")
     base = runtimes[0][0]
     base_median = statistics.median(times[base])
     print(f"\ncontainer run (busybox /bin/true), {a.cycles} interleaved cycles per runtime")

@@ -4,4 +4,5 @@
 
 pub mod mount;
 pub mod ns;
+pub mod selfexe;
 pub mod spawn;

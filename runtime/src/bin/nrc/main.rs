@@ -13,6 +13,14 @@ use std::path::Path;
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Create(_) | Command::Run(_)) {
+        // Containers start from a binary nothing can write, never from the
+        // host's file as it is (see sys::selfexe).
+        if let Err(e) = noderun_runtime::sys::selfexe::ensure_protected_exe() {
+            report::error(&cli, &anyhow::Error::new(e));
+            std::process::exit(1);
+        }
+    }
     let code = match run(&cli) {
         Ok(code) => code,
         Err(e) => {
