@@ -777,3 +777,73 @@ fn the_runtime_binary_cannot_be_overwritten_from_a_container() {
     drop(held);
     f.assert_gone();
 }
+
+#[test]
+fn memory_limit_oom_kills_and_the_stats_say_so() {
+    require_privileged!();
+    // A shell variable of 200 MB in a 32 MiB cgroup.
+    let script = "v=$(head -c 200000000 /dev/zero | tr '\\000' a); echo survived";
+    let Some(f) = Fixture::new(&["sh", "-c", script]) else {
+        return;
+    };
+    f.edit(|c| {
+        c["linux"]["resources"] = json!({"memory": {"limit": 32 << 20, "swap": 32 << 20}});
+    });
+    assert!(f.create().status.success());
+    let out = f.nrc(&["start", &f.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    f.wait_status("stopped");
+    let out = f.nrc(&["events", "--stats", &f.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        stats["data"]["memory"]["oomKills"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert_eq!(stats["data"]["memory"]["usage"]["limit"], 32 << 20);
+    let out = f.nrc(&["delete", &f.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    f.assert_gone();
+}
+
+#[test]
+fn pids_limit_refuses_forks_in_the_container() {
+    require_privileged!();
+    // The shell is one of the 6 allowed: 5 sleeps start, then the fork of
+    // the 6th fails, which ends a non-interactive busybox shell.
+    let script = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 30 & echo started=$i; done";
+    let Some(f) = Fixture::new(&["sh", "-c", script]) else {
+        return;
+    };
+    f.edit(|c| c["linux"]["resources"] = json!({"pids": {"limit": 6}}));
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("can't fork"), "{}", stderr(&out));
+    assert_eq!(facts(&out)["started"], "5", "{}", stdout(&out));
+    f.assert_gone();
+}
+
+#[test]
+fn no_host_file_descriptor_reaches_the_container() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["ls", "/proc/self/fd"]) else {
+        return;
+    };
+    // A descriptor the caller leaks into nrc (not close-on-exec).
+    let leaked = f.dir.join("leaked");
+    std::fs::write(&leaked, b"secret").unwrap();
+    let path = std::ffi::CString::new(leaked.to_str().unwrap()).unwrap();
+    // SAFETY: open(2) with a valid NUL-terminated path; the fd is closed
+    // below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+    assert!(fd > 2);
+    let out = f.run();
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = stdout(&out);
+    let fds: Vec<&str> = listing.split_whitespace().collect();
+    // 0-2 and the directory ls itself has open.
+    assert_eq!(fds, ["0", "1", "2", "3"], "fd {fd} leaked in");
+    f.assert_gone();
+}
