@@ -847,3 +847,114 @@ fn no_host_file_descriptor_reaches_the_container() {
     assert_eq!(fds, ["0", "1", "2", "3"], "fd {fd} leaked in");
     f.assert_gone();
 }
+
+#[test]
+fn exec_joins_the_running_container() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    f.edit(|c| c["hostname"] = json!("exec-box"));
+    assert!(f.create().status.success());
+    assert!(f.nrc(&["start", &f.id]).status.success());
+    f.wait_status("running");
+    let init = f.state().unwrap()["pid"].as_i64().unwrap();
+
+    let script = "echo host=$(hostname); echo one=$(cat /proc/1/comm); \
+                  echo foo=$FOO; echo uid=$(id -u); echo net=$(readlink /proc/self/ns/net); \
+                  echo mnt=$(readlink /proc/self/ns/mnt)";
+    let out = f.nrc(&["exec", "--env", "FOO=bar", &f.id, "sh", "-c", script]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = facts(&out);
+    assert_eq!(got["host"], "exec-box", "uts namespace");
+    assert_eq!(got["one"], "sleep", "pid namespace: pid 1 is the init");
+    assert_eq!(got["foo"], "bar");
+    assert_eq!(got["uid"], "0");
+    let ns = |k: &str| std::fs::read_link(format!("/proc/{init}/ns/{k}")).unwrap();
+    assert_eq!(Path::new(&got["net"]), ns("net"));
+    assert_eq!(Path::new(&got["mnt"]), ns("mnt"));
+
+    // A whole process object from a file, as containerd passes it.
+    let process = f.dir.join("process.json");
+    std::fs::write(
+        &process,
+        json!({"args": ["sh", "-c", "echo cwd=$(pwd); echo who=$(id -u)"], "cwd": "/dev",
+               "user": {"uid": 7, "gid": 7}, "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = f.nrc(&["exec", "--process", process.to_str().unwrap(), &f.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = facts(&out);
+    assert_eq!((got["cwd"].as_str(), got["who"].as_str()), ("/dev", "7"));
+
+    // Exit codes pass through; --user applies.
+    let out = f.nrc(&["exec", &f.id, "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = f.nrc(&["exec", "--user", "1000:1000", &f.id, "id", "-u"]);
+    assert_eq!(stdout(&out).trim(), "1000", "{}", stderr(&out));
+
+    // A detached process sits in the container's cgroup.
+    let pid_file = f.dir.join("exec.pid");
+    // (Its stdio must not be a pipe the test waits to close.)
+    let status = f
+        .command(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &f.id,
+            "sleep",
+            "1000",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cgroup.contains(&format!("nrc/{}", f.id)),
+        "exec'd process not in the container's cgroup: {cgroup}"
+    );
+    let ps = f.nrc(&["ps", "--format", "json", &f.id]);
+    assert!(stdout(&ps).contains(&pid.to_string()), "{}", stdout(&ps));
+
+    // Delete --force removes the exec'd process with the rest.
+    let out = f.nrc(&["delete", "--force", &f.id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(is_zombie_gone(pid as i64), "exec'd pid {pid} survived");
+    f.assert_gone();
+}
+
+#[test]
+fn exec_refuses_what_it_cannot_do() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    assert!(f.create().status.success());
+    // Created, not running.
+    let out = f.nrc(&["exec", &f.id, "true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("running"), "{}", stderr(&out));
+    assert!(f.nrc(&["start", &f.id]).status.success());
+    f.wait_status("running");
+    let before = f.nrc(&["ps", &f.id]);
+    let out = f.nrc(&["exec", &f.id, "no-such-program"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    let out = f.nrc(&["exec", &f.id]);
+    assert!(stderr(&out).contains("nothing to run"), "{}", stderr(&out));
+    let out = f.nrc(&["exec", "-t", &f.id, "sh"]);
+    assert!(stderr(&out).contains("console"), "{}", stderr(&out));
+    // Nothing was left running by the failures.
+    assert_eq!(stdout(&f.nrc(&["ps", &f.id])), stdout(&before));
+    assert!(f.nrc(&["delete", "--force", &f.id]).status.success());
+    f.assert_gone();
+}

@@ -132,6 +132,8 @@ pub fn create(
         cgroup_path,
         annotations: bundle.spec.annotations().clone().unwrap_or_default(),
         hooks: bundle.spec.hooks().clone(),
+        process: bundle.spec.process().clone(),
+        linux: bundle.spec.linux().clone(),
     };
     send(
         &channel,

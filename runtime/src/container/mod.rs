@@ -1,12 +1,13 @@
 //! Containers and their lifecycle verbs, one file each, as the OCI runtime
 //! spec and runc name them: create, start, state, kill, delete, pause and
-//! resume, update, ps, list. A container lives as a directory under the
+//! resume, update, ps, list, exec. A container lives as a directory under the
 //! runtime's root (`--root`, default `/run/nrc`): its record, and the exec
 //! fifo its init waits on between `create` and `start`.
 
 mod bundle;
 mod create;
 mod delete;
+mod exec;
 pub mod hooks;
 mod kill;
 mod pause;
@@ -17,6 +18,7 @@ mod state;
 pub use bundle::Bundle;
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use exec::{exec, ExecOptions, Executed};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use resources::from_spec as resources_from_spec;

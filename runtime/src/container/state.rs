@@ -29,6 +29,12 @@ pub struct Record {
     /// Hooks to run after start and after delete (from config.json).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The container's process, the template for `exec`.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
+    /// The spec's `linux` section (seccomp and capabilities for `exec`).
+    #[serde(default)]
+    pub linux: Option<oci_spec::runtime::Linux>,
 }
 
 /// The runtime spec's container states, plus `Paused`.

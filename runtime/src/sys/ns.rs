@@ -23,6 +23,43 @@ pub enum NsError {
     },
 }
 
+/// A namespace file opened ahead of entering it (paths under /proc/<pid>
+/// stop resolving once the mount or pid namespace changes).
+#[derive(Debug)]
+pub struct NsFile {
+    pub path: PathBuf,
+    pub nstype: CloneFlags,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl NsFile {
+    pub fn open(path: &Path, nstype: CloneFlags) -> Result<NsFile, NsError> {
+        let fd = nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|errno| NsError::Open {
+            path: path.into(),
+            errno,
+        })?;
+        Ok(NsFile {
+            path: path.into(),
+            nstype,
+            fd,
+        })
+    }
+
+    /// Enter it (for a pid namespace: the caller's future children).
+    pub fn enter(&self) -> Result<(), NsError> {
+        nix::sched::setns(&self.fd, self.nstype).map_err(|errno| NsError::Setns {
+            path: self.path.clone(),
+            nstype: self.nstype,
+            errno,
+        })
+    }
+}
+
 /// Enter the namespace at `path`; the kernel refuses (EINVAL) when it is
 /// not of type `nstype`.
 pub fn setns_path(path: &Path, nstype: CloneFlags) -> Result<(), NsError> {

@@ -43,6 +43,8 @@ pub enum Command {
     Start { id: String },
     /// Create and start a container, wait for it, delete it; exits with its code.
     Run(RunArgs),
+    /// Run a new process inside a running container; exits with its code.
+    Exec(ExecArgs),
     /// Print the container's state as OCI state JSON.
     State { id: String },
     /// Send a signal (default TERM) to the container's init.
@@ -135,6 +137,45 @@ pub struct RunArgs {
     /// Return after starting instead of waiting (the container is not deleted).
     #[arg(short, long)]
     pub detach: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// A process.json (the spec's `process` object) to run instead of COMMAND.
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Set an environment variable, NAME=VALUE (repeatable); the rest come
+    /// from the container's process.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// UID[:GID] to run as.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional group id (repeatable).
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (CAP_NAME, repeatable) to the container's sets.
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Return once the process runs instead of waiting for it.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Allocate a terminal (not supported yet: needs --console-socket).
+    #[arg(short, long)]
+    pub tty: bool,
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! given, as containerd expects) and maps them to exit codes.
 
 mod args;
+mod exec;
 mod report;
 
 use anyhow::{bail, Context, Result};
@@ -13,7 +14,10 @@ use std::path::Path;
 
 fn main() {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Create(_) | Command::Run(_)) {
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
         // Containers start from a binary nothing can write, never from the
         // host's file as it is (see sys::selfexe).
         if let Err(e) = noderun_runtime::sys::selfexe::ensure_protected_exe() {
@@ -47,6 +51,7 @@ fn run(cli: &Cli) -> Result<i32> {
             container::start(&load(root, id)?).with_context(|| format!("starting {id}"))?
         }
         Command::Run(a) => return run_container(root, a),
+        Command::Exec(a) => return exec::run(&load(root, &a.id)?, a),
         Command::State { id } => println!(
             "{}",
             serde_json::to_string_pretty(&load(root, id)?.state())?

@@ -1,0 +1,215 @@
+//! `exec`: run another process in a running container, as runc does: in
+//! every namespace the container's init is in (where it differs from the
+//! runtime's own), in its cgroup, with the container's seccomp profile, and
+//! with its own args, env, cwd and user (the container's process is the
+//! template for what the caller leaves out).
+//!
+//! The runtime enters the container's pid namespace itself (which only
+//! affects the children it makes), clones the process, puts it in the
+//! cgroup, and lets it join the other namespaces (user first, mount last),
+//! take its identity and exec. Failures before the exec come back over the
+//! same channel the init uses.
+
+use super::{Container, ContainerError, Status};
+use crate::init::{Channel, Message};
+use crate::process;
+use crate::sys::ns::NsFile;
+use crate::sys::spawn::{self, Exit};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Linux, Process};
+use std::path::{Path, PathBuf};
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    pub process: Process,
+    /// Return once the process runs instead of waiting for it.
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// How an exec went: the process's pid (runtime's view), and its exit when
+/// the caller waited.
+#[derive(Debug, Clone, Copy)]
+pub struct Executed {
+    pub pid: i32,
+    pub exit: Option<Exit>,
+}
+
+/// Namespace types in the order they are entered: user first (it decides
+/// what the others allow), mount last (after it, host paths are gone).
+/// The pid namespace is entered by the runtime before the clone.
+const JOIN_ORDER: [(&str, CloneFlags); 6] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerError> {
+    let status = c.status();
+    if status != Status::Running {
+        return Err(c.wrong_state(status, "exec needs a running container"));
+    }
+    let init = c.record.pid;
+    let pid_ns = differing_namespace(init, "pid", CloneFlags::CLONE_NEWPID)?;
+    let joins = JOIN_ORDER
+        .iter()
+        .filter_map(|(name, flag)| differing_namespace(init, name, *flag).transpose())
+        .collect::<Result<Vec<NsFile>, _>>()?;
+    let enters_user = joins.iter().any(|n| n.nstype == CloneFlags::CLONE_NEWUSER);
+    let linux = c.record.linux.clone().unwrap_or_default();
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()
+        .map_err(|e| init_error(c, e.to_string()))?;
+    let process = &opts.process;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(init_error(c, "exec: no command given".into()));
+    }
+
+    if let Some(ns) = &pid_ns {
+        ns.enter().map_err(|e| init_error(c, e.to_string()))?;
+    }
+    let (ours, theirs) = spawn::seqpacket_pair()?;
+    let channel = Channel::new(ours);
+    let mut child_end = Some(theirs);
+    let pid = spawn::clone_child(
+        CloneFlags::empty(),
+        Box::new(|| {
+            let channel = Channel::new(child_end.take().expect("clone runs the child once"));
+            let err = child(
+                &channel,
+                &joins,
+                enters_user,
+                process,
+                &linux,
+                seccomp.as_ref(),
+            );
+            let _ = channel.send(&Message::Failed(err));
+            1
+        }),
+    )?;
+    drop(child_end);
+
+    let started = (|| {
+        c.cgroup.add_process(pid.as_raw())?;
+        channel
+            .send(&Message::Go {
+                host_pid: pid.as_raw(),
+            })
+            .map_err(|e| init_error(c, format!("exec channel: {e}")))?;
+        // End of file: the process exec'd (its end is close-on-exec).
+        match channel.recv() {
+            Ok(None) => Ok(()),
+            Ok(Some(Message::Failed(m))) => Err(init_error(c, format!("exec: {m}"))),
+            Ok(Some(other)) => Err(init_error(c, format!("exec: unexpected {other:?}"))),
+            Err(e) => Err(init_error(c, format!("exec channel: {e}"))),
+        }
+    })();
+    if let Err(e) = started {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = spawn::wait_exit(pid);
+        return Err(e);
+    }
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid.as_raw())?;
+    }
+    let exit = if opts.detach {
+        None
+    } else {
+        Some(spawn::wait_exit(pid)?)
+    };
+    Ok(Executed {
+        pid: pid.as_raw(),
+        exit,
+    })
+}
+
+/// The init's namespace of this type, opened, when it is not the
+/// runtime's own (nothing to join otherwise).
+fn differing_namespace(
+    init: i32,
+    name: &str,
+    flag: CloneFlags,
+) -> Result<Option<NsFile>, ContainerError> {
+    let theirs = PathBuf::from(format!("/proc/{init}/ns/{name}"));
+    let ours = PathBuf::from(format!("/proc/self/ns/{name}"));
+    let id = |p: &Path| std::fs::read_link(p).ok();
+    match (id(&theirs), id(&ours)) {
+        (Some(a), Some(b)) if a == b => Ok(None),
+        (None, _) => Err(ContainerError::Io {
+            op: "read namespace of the container's init",
+            path: theirs,
+            source: std::io::Error::last_os_error(),
+        }),
+        _ => NsFile::open(&theirs, flag)
+            .map(Some)
+            .map_err(|e| ContainerError::Init {
+                id: format!("pid {init}"),
+                message: e.to_string(),
+            }),
+    }
+}
+
+/// The cloned process: wait for its cgroup, enter the namespaces, take the
+/// identity, exec. Returns only the error text.
+fn child(
+    channel: &Channel,
+    joins: &[NsFile],
+    enters_user: bool,
+    process: &Process,
+    linux: &Linux,
+    seccomp: Option<&crate::seccomp::Profile>,
+) -> String {
+    let run = || -> Result<std::convert::Infallible, String> {
+        match channel.recv().map_err(|e| format!("exec channel: {e}"))? {
+            Some(Message::Go { .. }) => {}
+            other => return Err(format!("exec channel: expected Go, got {other:?}")),
+        }
+        for ns in joins {
+            ns.enter().map_err(|e| e.to_string())?;
+        }
+        if enters_user {
+            process::become_namespace_root()
+                .map_err(|e| format!("become root of the user namespace: {e}"))?;
+        }
+        let program = process::exec::resolve(process).map_err(|e| e.to_string())?;
+        let nnp = process.no_new_privileges().unwrap_or(false);
+        let load = || seccomp.map_or(Ok(()), |p| p.load().map_err(|e| e.to_string()));
+        if !nnp {
+            load()?;
+        }
+        process::finalize_identity(process, linux).map_err(|e| e.to_string())?;
+        if nnp {
+            load()?;
+        }
+        Err(process::exec::exec(&program, process).to_string())
+    };
+    match run() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| ContainerError::Io {
+            op: "write pid file",
+            path: path.into(),
+            source,
+        })
+}
+
+fn init_error(c: &Container, message: String) -> ContainerError {
+    ContainerError::Init {
+        id: c.record.id.clone(),
+        message,
+    }
+}
