@@ -94,15 +94,19 @@ impl Fixture {
     /// stderr in a file: the init inherits both and holds them until it
     /// exits, so a captured pipe would not close while it lives.
     fn create(&self) -> Output {
+        self.create_with(&[])
+    }
+
+    /// `nrc create` with extra flags.
+    fn create_with(&self, flags: &[&str]) -> Output {
         let log = self.dir.join("create.stderr");
         let file = std::fs::File::create(&log).expect("stderr file");
+        let bundle = self.bundle();
+        let mut args = vec!["create", "--bundle", bundle.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        args.push(&self.id);
         let status = self
-            .command(&[
-                "create",
-                "--bundle",
-                self.bundle().to_str().unwrap(),
-                &self.id,
-            ])
+            .command(&args)
             .stdout(Stdio::null())
             .stderr(file)
             .status()
@@ -956,5 +960,93 @@ fn exec_refuses_what_it_cannot_do() {
     // Nothing was left running by the failures.
     assert_eq!(stdout(&f.nrc(&["ps", &f.id])), stdout(&before));
     assert!(f.nrc(&["delete", "--force", &f.id]).status.success());
+    f.assert_gone();
+}
+
+/// Accept one connection on `listener` and receive the pty master (and the
+/// slave's name) that nrc sends over it.
+fn receive_console(listener: std::os::unix::net::UnixListener) -> (std::fs::File, String) {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let (conn, _) = listener.accept().expect("nrc connects");
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .expect("recvmsg");
+    let mut master = None;
+    for cmsg in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            // SAFETY: SCM_RIGHTS delivered this fd to us; we own it now.
+            master = Some(unsafe { std::fs::File::from_raw_fd(fds[0]) });
+        }
+    }
+    let len = msg.bytes;
+    let name = String::from_utf8_lossy(&name[..len]).into_owned();
+    (master.expect("a pty master fd"), name)
+}
+
+#[test]
+fn terminal_is_sent_to_the_console_socket() {
+    require_privileged!();
+    let script = "tty; [ -t 0 ] && echo stdin-is-a-tty; echo done";
+    let Some(f) = Fixture::new(&["sh", "-c", script]) else {
+        return;
+    };
+    f.edit(|c| c["process"]["terminal"] = json!(true));
+    let socket = f.dir.join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let receiver = std::thread::spawn(move || receive_console(listener));
+    let out = f.create_with(&["--console-socket", socket.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut master, name) = receiver.join().unwrap();
+    assert!(name.starts_with("/dev/pts/"), "{name}");
+    assert!(f.nrc(&["start", &f.id]).status.success());
+    // Read until the slave side is gone (EIO on a pty master).
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match std::io::Read::read(&mut master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains(&name), "tty should print {name}: {text:?}");
+    assert!(text.contains("stdin-is-a-tty"), "{text:?}");
+    assert!(text.contains("done"), "{text:?}");
+    f.wait_status("stopped");
+    assert!(f.nrc(&["delete", &f.id]).status.success());
+    f.assert_gone();
+}
+
+#[test]
+fn terminal_and_console_socket_go_together() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["true"]) else {
+        return;
+    };
+    f.edit(|c| c["process"]["terminal"] = json!(true));
+    let out = f.create();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--console-socket"),
+        "{}",
+        stderr(&out)
+    );
+    f.assert_gone();
+    f.edit(|c| c["process"]["terminal"] = json!(false));
+    let out = f.create_with(&["--console-socket", "/nonexistent.sock"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("terminal is false"),
+        "{}",
+        stderr(&out)
+    );
     f.assert_gone();
 }

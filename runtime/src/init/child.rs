@@ -59,6 +59,11 @@ fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible,
     };
     rootfs::prepare(&plan.spec, &plan.rootfs, &opts).map_err(|e| e.to_string())?;
     rootfs::finish(&plan.spec).map_err(|e| e.to_string())?;
+    if let Some(socket) = &plan.console {
+        let user = process.user();
+        process::console::attach_terminal(socket, user.uid(), user.gid())
+            .map_err(|e| e.to_string())?;
+    }
     let program = process::exec::resolve(&process).map_err(|e| e.to_string())?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the
     // user switch may drop: load it first then (the profile must allow the

@@ -17,7 +17,8 @@ pub struct InitPlan {
     pub rootfs: PathBuf,
     /// O_PATH handle on the exec fifo, inherited through the clone.
     pub fifo: File,
-    pub console_socket: Option<PathBuf>,
+    /// The caller's console socket, connected (process.terminal).
+    pub console: Option<std::os::unix::net::UnixStream>,
     pub no_pivot: bool,
     pub namespaces: NamespacePlan,
     /// Whether the runtime has prestart/createRuntime hooks to run once the
@@ -51,13 +52,40 @@ impl InitPlan {
                 path: bundle.dir.join("config.json"),
                 message: e.to_string(),
             })?;
+        let bad = |message: &str| ContainerError::BadConfig {
+            path: bundle.dir.join("config.json"),
+            message: message.into(),
+        };
+        let terminal = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let console = match (&opts.console_socket, terminal) {
+            (Some(path), true) => Some(
+                crate::process::console::connect(path)
+                    .map_err(|e| bad(&e.to_string()))?,
+            ),
+            (None, false) => None,
+            (None, true) => {
+                return Err(bad(
+                    "process.terminal is true but no --console-socket was given to receive the terminal (set terminal to false, or pass --console-socket)",
+                ))
+            }
+            (Some(_), false) => {
+                return Err(bad(
+                    "--console-socket was given but process.terminal is false (set it to true, or drop the flag)",
+                ))
+            }
+        };
         Ok(InitPlan {
             seccomp,
             id: id.into(),
             spec: bundle.spec.clone(),
             rootfs: bundle.rootfs.clone(),
             fifo,
-            console_socket: opts.console_socket.clone(),
+            console,
             no_pivot: opts.no_pivot,
             namespaces,
             runtime_hooks: bundle.spec.hooks().as_ref().is_some_and(|h| {

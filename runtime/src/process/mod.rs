@@ -2,6 +2,7 @@
 //! joined, id maps, hostname, rlimits, user, capabilities, no_new_privs,
 //! and the exec itself.
 
+pub mod console;
 pub mod exec;
 mod identity;
 pub mod idmap;
