@@ -1,5 +1,8 @@
 //! `noderun-controlplane` holds the cluster's state and acts on it: the
-//! store, the apiserver, the scheduler and the controllers. (Work in
-//! progress: see the README's status table.)
+//! store, the apiserver and its client library; the scheduler and the
+//! controllers come next.
 
+pub mod apiserver;
+pub mod client;
+mod framing;
 pub mod store;

@@ -505,7 +505,7 @@ impl Store for EmbeddedStore {
                 .collect();
             let live = inner.hub.subscribe();
             drop(revisions);
-            Ok(Watcher::new(filter, replay, live))
+            Ok(Watcher::new(filter, from, replay, live))
         })
         .await
     }

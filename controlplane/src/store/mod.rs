@@ -201,13 +201,17 @@ impl fmt::Display for ObjectKey {
 }
 
 /// What a watch receives: objects of one kind, optionally of one namespace,
-/// whose labels match a selector.
+/// whose labels match a selector (and, for pods, bound to one node).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchFilter {
     pub kind: Kind,
     /// `None`: every namespace.
     pub namespace: Option<String>,
     pub selector: LabelSelector,
+    /// The field selector `spec.nodeName=` (pods only; other kinds never
+    /// match a filter that sets it). A pod that gets bound to the node
+    /// enters the filter, so its watcher sees it Added.
+    pub node_name: Option<String>,
 }
 
 impl WatchFilter {
@@ -217,6 +221,7 @@ impl WatchFilter {
             kind,
             namespace: None,
             selector: LabelSelector::default(),
+            node_name: None,
         }
     }
 
@@ -229,6 +234,10 @@ impl WatchFilter {
                 .as_ref()
                 .is_none_or(|ns| *ns == meta.namespace)
             && self.selector.matches(&meta.labels)
+            && self.node_name.as_ref().is_none_or(|node| match object {
+                Object::Pod(pod) => pod.spec.node_name == *node,
+                _ => false,
+            })
     }
 }
 

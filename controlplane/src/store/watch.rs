@@ -40,20 +40,25 @@ impl WatchHub {
 #[derive(Debug)]
 pub struct Watcher {
     filter: WatchFilter,
+    /// The revision the events follow (what `from_revision` 0 resolved to).
+    from_revision: u64,
     replay: VecDeque<WatchEvent>,
     live: mpsc::UnboundedReceiver<Arc<Change>>,
 }
 
 impl Watcher {
-    /// A watcher that first yields `replay` (already filtered), then the
-    /// changes arriving on `live` that `filter` lets through.
+    /// A watcher that first yields `replay` (already filtered, the
+    /// changes after `from_revision`), then the changes arriving on `live`
+    /// that `filter` lets through.
     pub fn new(
         filter: WatchFilter,
+        from_revision: u64,
         replay: Vec<WatchEvent>,
         live: mpsc::UnboundedReceiver<Arc<Change>>,
     ) -> Watcher {
         Watcher {
             filter,
+            from_revision,
             replay: replay.into(),
             live,
         }
@@ -70,6 +75,18 @@ impl Watcher {
                 return Some(event);
             }
         }
+    }
+
+    /// The revision this watch continues from: its events have later ones.
+    pub fn from_revision(&self) -> u64 {
+        self.from_revision
+    }
+
+    /// Replayed events not yet taken: they are already in memory, so a
+    /// consumer may take them at its own pace, unlike live changes, which
+    /// queue up unbounded in the hub while it waits.
+    pub fn replay_pending(&self) -> usize {
+        self.replay.len()
     }
 
     /// The filter this watcher was opened with.

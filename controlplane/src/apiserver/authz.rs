@@ -1,0 +1,253 @@
+//! Authorization: what each [`Identity`] may do. `admin` may do
+//! everything, `viewer` may read (get, list, watch) every kind, and
+//! `node:<name>` only what a node agent needs:
+//!
+//! - pods bound to it: get, update status, delete (the forced delete that
+//!   finalizes a graceful one); list and watch only with the field
+//!   selector `spec.nodeName=<name>`;
+//! - its own Node: get, create (registration), update status;
+//! - its own Lease (`noderun-node-lease/<name>`): get, create, update.
+//!
+//! Everything else is `Forbidden`. Whether a pod is bound to the node is
+//! only known once the stored pod is read: [`authorize`] then answers
+//! [`Grant::PodsBoundTo`] and the handler checks it with
+//! [`check_pod_binding`].
+
+use super::Identity;
+use noderun_core::proto::{ApiError, ErrorCode};
+use noderun_core::{Kind, Object, NODE_LEASE_NAMESPACE};
+use std::fmt;
+
+/// The operations a request performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    UpdateStatus,
+    Delete,
+    Bind,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 8] = [
+        Verb::Get,
+        Verb::List,
+        Verb::Watch,
+        Verb::Create,
+        Verb::Update,
+        Verb::UpdateStatus,
+        Verb::Delete,
+        Verb::Bind,
+    ];
+
+    /// Get, list and watch change nothing.
+    pub fn is_read(self) -> bool {
+        matches!(self, Verb::Get | Verb::List | Verb::Watch)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::UpdateStatus => "update the status of",
+            Verb::Delete => "delete",
+            Verb::Bind => "bind",
+        }
+    }
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a request touches, as far as it is known before the store is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub kind: Kind,
+    /// Empty for cluster-scoped kinds, and for lists across namespaces.
+    pub namespace: &'a str,
+    /// Empty for list and watch.
+    pub name: &'a str,
+    /// The `spec.nodeName=` field selector of a list or watch.
+    pub node_name: Option<&'a str>,
+}
+
+impl fmt::Display for Target<'_> {
+    /// `pods default/web`, `nodes n1`, `pods in all namespaces`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = self.kind.plural();
+        match (self.namespace, self.name) {
+            ("", "") if self.kind.is_namespaced() => write!(f, "{plural} in all namespaces"),
+            ("", "") => f.write_str(plural),
+            (ns, "") => write!(f, "{plural} in namespace {ns}"),
+            ("", name) => write!(f, "{plural} {name}"),
+            (ns, name) => write!(f, "{plural} {ns}/{name}"),
+        }
+    }
+}
+
+/// What the identity may do with the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// Allowed outright.
+    All,
+    /// Allowed if the stored pod is bound to this node.
+    PodsBoundTo(String),
+}
+
+/// Whether `identity` may perform `verb` on `target`.
+pub fn authorize(identity: &Identity, verb: Verb, target: &Target<'_>) -> Result<Grant, ApiError> {
+    match identity {
+        Identity::Admin => Ok(Grant::All),
+        Identity::Viewer if verb.is_read() => Ok(Grant::All),
+        Identity::Viewer => Err(forbidden(identity, verb, target, "viewers may only read")),
+        Identity::Node(node) => authorize_node(identity, node, verb, target),
+    }
+}
+
+fn authorize_node(
+    identity: &Identity,
+    node: &str,
+    verb: Verb,
+    target: &Target<'_>,
+) -> Result<Grant, ApiError> {
+    let own_name = target.name == node;
+    let allowed = match target.kind {
+        Kind::Pod => match verb {
+            Verb::Get | Verb::UpdateStatus | Verb::Delete => {
+                return Ok(Grant::PodsBoundTo(node.to_owned()))
+            }
+            Verb::List | Verb::Watch if target.node_name == Some(node) => true,
+            Verb::List | Verb::Watch => {
+                let reason = format!("a node may only {verb} pods with spec.nodeName={node}");
+                return Err(forbidden(identity, verb, target, &reason));
+            }
+            _ => false,
+        },
+        Kind::Node => own_name && matches!(verb, Verb::Get | Verb::Create | Verb::UpdateStatus),
+        Kind::Lease => {
+            own_name
+                && target.namespace == NODE_LEASE_NAMESPACE
+                && matches!(verb, Verb::Get | Verb::Create | Verb::Update)
+        }
+        Kind::Namespace | Kind::ReplicaSet => false,
+    };
+    if allowed {
+        Ok(Grant::All)
+    } else {
+        Err(forbidden(identity, verb, target, NODE_RULE))
+    }
+}
+
+const NODE_RULE: &str = "a node may read pods bound to it and update their status, \
+and read, register and update the status of its own Node and Lease";
+
+/// Check a [`Grant::PodsBoundTo`] against the stored pod.
+pub fn check_pod_binding(
+    identity: &Identity,
+    verb: Verb,
+    grant: &Grant,
+    stored: &Object,
+) -> Result<(), ApiError> {
+    let Grant::PodsBoundTo(node) = grant else {
+        return Ok(());
+    };
+    let meta = stored.metadata();
+    let bound_to = match stored {
+        Object::Pod(pod) => pod.spec.node_name.as_str(),
+        _ => "",
+    };
+    if bound_to == node {
+        return Ok(());
+    }
+    let target = Target {
+        kind: stored.kind(),
+        namespace: &meta.namespace,
+        name: &meta.name,
+        node_name: None,
+    };
+    let reason = if bound_to.is_empty() {
+        "the pod is not bound to any node".to_owned()
+    } else {
+        format!("the pod is bound to node {bound_to}")
+    };
+    Err(forbidden(identity, verb, &target, &reason))
+}
+
+fn forbidden(identity: &Identity, verb: Verb, target: &Target<'_>, reason: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Forbidden,
+        format!("{identity} may not {verb} {target}: {reason}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noderun_core::{Pod, PodSpec};
+
+    fn target(kind: Kind, namespace: &'static str, name: &'static str) -> Target<'static> {
+        Target {
+            kind,
+            namespace,
+            name,
+            node_name: None,
+        }
+    }
+
+    #[test]
+    fn viewer_reads_only_and_admin_does_all() {
+        let t = target(Kind::ReplicaSet, "default", "web");
+        for verb in Verb::ALL {
+            assert_eq!(authorize(&Identity::Admin, verb, &t), Ok(Grant::All));
+            let got = authorize(&Identity::Viewer, verb, &t);
+            assert_eq!(got.is_ok(), verb.is_read(), "{verb}");
+        }
+        let e = authorize(&Identity::Viewer, Verb::Delete, &t).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Forbidden);
+        assert!(
+            e.message
+                .contains("viewer may not delete replicasets default/web"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn node_rules() {
+        let n1 = Identity::Node("n1".into());
+        let lease = target(Kind::Lease, NODE_LEASE_NAMESPACE, "n1");
+        assert!(authorize(&n1, Verb::Update, &lease).is_ok());
+        let other_lease = target(Kind::Lease, NODE_LEASE_NAMESPACE, "n2");
+        assert!(authorize(&n1, Verb::Update, &other_lease).is_err());
+        assert!(authorize(&n1, Verb::UpdateStatus, &target(Kind::Node, "", "n1")).is_ok());
+        assert!(authorize(&n1, Verb::Update, &target(Kind::Node, "", "n1")).is_err());
+        assert!(authorize(&n1, Verb::Get, &target(Kind::Node, "", "n2")).is_err());
+        let mut pods = target(Kind::Pod, "", "");
+        assert!(authorize(&n1, Verb::Watch, &pods).is_err());
+        pods.node_name = Some("n1");
+        assert!(authorize(&n1, Verb::Watch, &pods).is_ok());
+        let grant = authorize(&n1, Verb::Get, &target(Kind::Pod, "default", "p")).unwrap();
+        assert_eq!(grant, Grant::PodsBoundTo("n1".into()));
+        let pod = |node: &str| {
+            Object::Pod(Pod {
+                spec: PodSpec {
+                    node_name: node.into(),
+                    ..PodSpec::default()
+                },
+                ..Pod::default()
+            })
+        };
+        assert!(check_pod_binding(&n1, Verb::Get, &grant, &pod("n1")).is_ok());
+        let e = check_pod_binding(&n1, Verb::Get, &grant, &pod("n2")).unwrap_err();
+        assert!(e.message.contains("bound to node n2"), "{e}");
+        assert!(check_pod_binding(&n1, Verb::Get, &grant, &pod("")).is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! `controlplane`: the store and the apiserver in one process.
+//!
+//! ```text
+//! controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
+//! ```
+//!
+//! On first start it makes the admin token and the cluster CA under the
+//! data dir and says where they are.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, ValueEnum};
+use noderun_controlplane::apiserver::{
+    self, bootstrap, pki::PkiPaths, Apiserver, Authenticator, Listen, ServeOptions,
+};
+use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The noderun control plane: the store and the apiserver.
+///
+/// Example: controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Where the store, tokens and TLS files live.
+    #[arg(long, default_value = "/var/lib/noderun/controlplane")]
+    data_dir: PathBuf,
+    /// The Unix socket for local clients (root only).
+    #[arg(long, default_value = "/run/noderun/controlplane.sock")]
+    socket: PathBuf,
+    /// Serve TLS on this TCP address too (nodes on other hosts use it).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Serve plaintext TCP on this loopback address (tests only).
+    #[arg(long, value_name = "ADDR")]
+    insecure_listen: Option<SocketAddr>,
+    /// The tokens file (`token,identity` lines); default <data-dir>/tokens.csv.
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
+    /// Live events a watch may fall behind before it must relist.
+    #[arg(long, default_value_t = 1024)]
+    watch_buffer: usize,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    init_logs(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    if let Some(addr) = args.insecure_listen.filter(|a| !a.ip().is_loopback()) {
+        bail!("--insecure-listen {addr} is not a loopback address; use --listen for TLS");
+    }
+    let data_dir = &args.data_dir;
+    let store = EmbeddedStore::open(&EmbeddedOptions {
+        data_dir: data_dir.clone(),
+    })
+    .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    bootstrap::ensure_namespaces(&store)
+        .await
+        .context("creating the built-in namespaces")?;
+    let tokens = bootstrap::ensure_tokens(data_dir).context("making the admin token")?;
+    let tokens_file = args.tokens_file.clone().unwrap_or(tokens.tokens.clone());
+    let authn = Authenticator::load(&tokens_file)?;
+    let mut listen = Listen {
+        socket: Some(args.socket.clone()),
+        tls: None,
+        insecure: args.insecure_listen,
+    };
+    let pki = PkiPaths::in_data_dir(data_dir);
+    if let Some(addr) = args.listen {
+        let names = if addr.ip().is_unspecified() {
+            Vec::new()
+        } else {
+            vec![addr.ip().to_string()]
+        };
+        apiserver::pki::ensure(&pki, &names)
+            .context("making the cluster CA and server certificate")?;
+        let config = apiserver::pki::server_config(&pki)?;
+        listen.tls = Some((addr, config));
+    }
+    let options = ServeOptions {
+        watch_buffer: args.watch_buffer,
+        ..ServeOptions::default()
+    };
+    let server = Arc::new(Apiserver::new(store, authn, options));
+    let running = apiserver::start(server, listen).await?;
+    if tokens.created {
+        println!(
+            "admin token written to {} (mode 0600)",
+            tokens.admin_token.display()
+        );
+    }
+    println!("tokens file: {}", tokens_file.display());
+    if args.listen.is_some() {
+        println!(
+            "cluster CA: {} (clients verify the server with it)",
+            pki.ca_cert.display()
+        );
+    }
+    println!("serving on {}", args.socket.display());
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The apiserver tests' harness: a server in-process on a temp data dir
+//! and a temp socket (removed on drop), a tokens file with one token per
+//! identity, and fixtures that pass validation.
+#![allow(dead_code)]
+
+use noderun_controlplane::apiserver::{
+    self, bootstrap, pki, Apiserver, Authenticator, Listen, RunningServer, ServeOptions,
+};
+use noderun_controlplane::client::{Client, ClientError, Endpoint};
+use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore};
+use noderun_core::proto::ErrorCode;
+use noderun_core::{
+    Container, Kind, Lease, Namespace, Node, Object, ObjectMeta, Pod, PodSpec, PodTemplateSpec,
+    ReplicaSet, ReplicaSetSpec, NODE_LEASE_NAMESPACE,
+};
+use noderun_testkit::TempDir;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const ADMIN: &str = "admin-token-0123456789abcdef";
+pub const VIEWER: &str = "viewer-token-0123456789abcdef";
+pub const NODE1: &str = "node1-token-0123456789abcdef";
+pub const NODE2: &str = "node2-token-0123456789abcdef";
+
+/// A running apiserver on a fresh store. Dropping it stops the server and
+/// removes the data dir and socket.
+pub struct TestServer {
+    pub running: Option<RunningServer>,
+    pub socket: PathBuf,
+    pub pki: pki::PkiPaths,
+    // Last: removed after the server is stopped.
+    pub dir: TempDir,
+}
+
+/// Which listeners a test wants besides the socket.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Extra {
+    pub tls: bool,
+    pub insecure: bool,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(ServeOptions::default(), Extra::default()).await
+    }
+
+    pub async fn start_with(options: ServeOptions, extra: Extra) -> TestServer {
+        let dir = TempDir::new("cp-apiserver").expect("temp dir");
+        let data_dir = dir.join("data");
+        let store = EmbeddedStore::open(&EmbeddedOptions {
+            data_dir: data_dir.clone(),
+        })
+        .expect("open store");
+        bootstrap::ensure_namespaces(&store)
+            .await
+            .expect("namespaces");
+        let tokens = format!("{ADMIN},admin\n{VIEWER},viewer\n{NODE1},node:n1\n{NODE2},node:n2\n");
+        let authn = Authenticator::parse(&tokens, &dir.join("tokens.csv")).expect("tokens");
+        let socket = dir.join("cp.sock");
+        let pki = pki::PkiPaths::in_data_dir(&data_dir);
+        let mut listen = Listen {
+            socket: Some(socket.clone()),
+            ..Listen::default()
+        };
+        let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        if extra.tls {
+            pki::ensure(&pki, &[]).expect("pki");
+            listen.tls = Some((loopback, pki::server_config(&pki).expect("tls config")));
+        }
+        if extra.insecure {
+            listen.insecure = Some(loopback);
+        }
+        let server = Arc::new(Apiserver::new(store, authn, options));
+        let running = apiserver::start(server, listen)
+            .await
+            .expect("start apiserver");
+        TestServer {
+            running: Some(running),
+            socket,
+            pki,
+            dir,
+        }
+    }
+
+    pub fn running(&self) -> &RunningServer {
+        self.running.as_ref().expect("server running")
+    }
+
+    pub async fn client(&self, token: &str) -> Client {
+        self.try_client(token).await.expect("connect")
+    }
+
+    pub async fn try_client(&self, token: &str) -> Result<Client, ClientError> {
+        Client::connect(&Endpoint::Unix(self.socket.clone()), token, "test").await
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        drop(self.running.take());
+    }
+}
+
+/// The error code of a failed call, or a panic naming what succeeded.
+pub fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ErrorCode {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code().unwrap_or_else(|| panic!("not an API error: {e}")),
+    }
+}
+
+pub fn container(name: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: "busybox:1.36".into(),
+        command: vec!["sleep".into(), "3600".into()],
+        ..Container::default()
+    }
+}
+
+/// A pod `namespace/name`, bound to `node` unless it is empty.
+pub fn pod(namespace: &str, name: &str, node: &str) -> Object {
+    Object::Pod(Pod {
+        metadata: ObjectMeta::named(namespace, name),
+        spec: PodSpec {
+            containers: vec![container("main")],
+            node_name: node.into(),
+            ..PodSpec::default()
+        },
+        ..Pod::default()
+    })
+}
+
+pub fn node(name: &str) -> Object {
+    Object::Node(Node {
+        metadata: ObjectMeta::named("", name),
+        ..Node::default()
+    })
+}
+
+pub fn namespace(name: &str) -> Object {
+    Object::Namespace(Namespace {
+        metadata: ObjectMeta::named("", name),
+        ..Namespace::default()
+    })
+}
+
+pub fn lease(node: &str) -> Object {
+    let mut lease = Lease {
+        metadata: ObjectMeta::named(NODE_LEASE_NAMESPACE, node),
+        ..Lease::default()
+    };
+    lease.spec.holder_identity = node.into();
+    Object::Lease(lease)
+}
+
+pub fn replicaset(namespace: &str, name: &str) -> Object {
+    let labels: noderun_core::Labels = [("app".to_string(), name.to_string())].into();
+    Object::ReplicaSet(ReplicaSet {
+        metadata: ObjectMeta::named(namespace, name),
+        spec: ReplicaSetSpec {
+            replicas: Some(2),
+            template: PodTemplateSpec {
+                metadata: ObjectMeta {
+                    labels,
+                    ..ObjectMeta::default()
+                },
+                spec: PodSpec {
+                    containers: vec![container("main")],
+                    ..PodSpec::default()
+                },
+            },
+            ..ReplicaSetSpec::default()
+        },
+        ..ReplicaSet::default()
+    })
+}
+
+/// The namespace `kind`'s fixtures live in.
+pub fn fixture_namespace(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Lease => NODE_LEASE_NAMESPACE,
+        k if k.is_namespaced() => "default",
+        _ => "",
+    }
+}
