@@ -33,13 +33,15 @@ cargo test --workspace --all-features
 
 if [ "${NODERUN_SKIP_VM:-0}" != 1 ] && [ -x scripts/vm-test.sh ]; then
   stage "cgroup v2 tests in a qemu VM"
-  # The harness self-test (ignored outside the VM) and the runtime's cgroup
-  # tests, on a pure cgroup v2 kernel, one test at a time (each forks from
-  # the test process); a test still running after 120 s has its tasks'
-  # kernel stacks printed and is killed.
-  scripts/vm-test.sh --quiet --test-timeout 120 --test-threads 1 \
+  # The harness self-test (ignored outside the VM), the runtime's cgroup
+  # tests and nrc's container tests, on a pure cgroup v2 kernel (the root
+  # moved into a tmpfs so that pivot_root works), one test at a time; a
+  # test binary still running after 300 s has its tasks' kernel stacks
+  # printed and is killed.
+  scripts/vm-test.sh --quiet --switch-root --test-timeout 300 --timeout 900 --test-threads 1 \
     --cargo-test noderun-tests:vm_selftest \
     --cargo-test noderun-runtime:cgroups \
+    --cargo-test noderun-runtime:nrc \
     -- --include-ignored
 fi
 

@@ -42,6 +42,9 @@
 #                           overlay veth bridge br_netfilter dummy tun
 #                           nf_tables nft_chain_nat nft_nat nft_masq nft_ct
 #   --timeout SECONDS       whole-VM time limit (default 600)
+#   --switch-root           move the root from the initramfs into a tmpfs
+#                           at boot (pivot_root, which container runtimes
+#                           need, refuses the initramfs); costs a copy
 #   --test-timeout SECONDS  time limit of each test binary inside the VM
 #                           (default: the whole-VM limit minus 60 s); a test
 #                           past it has its processes' states and kernel
@@ -93,7 +96,7 @@ default_modules="overlay veth bridge br_netfilter dummy tun nf_tables nft_chain_
 bins=() cargo_tests=() common_args=() files=() trees=() envs=()
 pos_bin="" pos_args=()
 cargo_flags="" test_threads="" strip=0 extra_modules="" use_default_modules=1
-timeout="" test_timeout="" mem=2G smp=2 quiet=0 keep=0 shell=0 refresh=0 log_copy=""
+timeout="" test_timeout="" switch_root=0 mem=2G smp=2 quiet=0 keep=0 shell=0 refresh=0 log_copy=""
 
 need() { [ "$#" -ge 2 ] || die "option $1 needs a value"; }
 while [ "$#" -gt 0 ]; do
@@ -111,6 +114,7 @@ while [ "$#" -gt 0 ]; do
     --no-default-modules) use_default_modules=0; shift ;;
     --timeout) need "$@"; timeout=$2; shift 2 ;;
     --test-timeout) need "$@"; test_timeout=$2; shift 2 ;;
+    --switch-root) switch_root=1; shift ;;
     --mem) need "$@"; mem=$2; shift 2 ;;
     --smp) need "$@"; smp=$2; shift 2 ;;
     --quiet) quiet=1; shift ;;
@@ -471,6 +475,7 @@ fi
   done
 } >"$root/etc/vm-test/plan.sh"
 [ "$shell" = 1 ] && touch "$root/etc/vm-test/shell"
+[ "$switch_root" = 1 ] && touch "$root/etc/vm-test/switch-root"
 
 initrd=$work/initrd.cpio
 (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) >"$initrd"

@@ -22,6 +22,25 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 # The kernel may have started us without a console (no /dev/console in the
 # archive): reattach stdio now that devtmpfs is there.
 exec </dev/console >/dev/console 2>&1
+
+# pivot_root(2) refuses the initramfs (rootfs cannot be unmounted), and
+# container runtimes need it: with /etc/vm-test/switch-root, copy the
+# archive into a tmpfs and make that the root, then start over from there.
+if [ -f /etc/vm-test/switch-root ] && [ -z "${NODERUN_VM_SWITCHED:-}" ]; then
+    mkdir -p /newroot
+    mount -t tmpfs -o mode=0755 tmpfs /newroot
+    for entry in /* /.[!.]*; do
+        case $entry in
+            /proc|/sys|/dev|/newroot|'/.[!.]*') ;;
+            *) cp -a "$entry" /newroot/ ;;
+        esac
+    done
+    mkdir -p /newroot/proc /newroot/sys /newroot/dev
+    mount --move /dev /newroot/dev
+    umount /sys /proc
+    export NODERUN_VM_SWITCHED=1
+    exec switch_root /newroot /init
+fi
 read -r t_init _ </proc/uptime
 
 say() { echo "noderun-vm: $*"; }
