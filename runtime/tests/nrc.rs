@@ -1066,3 +1066,44 @@ fn terminal_and_console_socket_go_together() {
     );
     f.assert_gone();
 }
+
+#[test]
+fn exec_with_a_terminal_sends_it_to_the_console_socket() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    assert!(f.create().status.success());
+    assert!(f.nrc(&["start", &f.id]).status.success());
+    f.wait_status("running");
+    let socket = f.dir.join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let receiver = std::thread::spawn(move || receive_console(listener));
+    let out = f.nrc(&[
+        "exec",
+        "-t",
+        "--console-socket",
+        socket.to_str().unwrap(),
+        &f.id,
+        "sh",
+        "-c",
+        "tty; echo exec-done",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (mut master, name) = receiver.join().unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match std::io::Read::read(&mut master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains(&name) && text.contains("exec-done"),
+        "{text:?}"
+    );
+    assert!(f.nrc(&["delete", "--force", &f.id]).status.success());
+    f.assert_gone();
+}

@@ -26,6 +26,8 @@ pub struct ExecOptions {
     /// Return once the process runs instead of waiting for it.
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
+    /// Where to send the terminal's master when `process.terminal` is set.
+    pub console_socket: Option<PathBuf>,
 }
 
 /// How an exec went: the process's pid (runtime's view), and its exit when
@@ -72,6 +74,25 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
         return Err(init_error(c, "exec: no command given".into()));
     }
 
+    let console = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
+        (Some(path), true) => {
+            Some(process::console::connect(path).map_err(|e| init_error(c, e.to_string()))?)
+        }
+        (None, false) => None,
+        (None, true) => {
+            return Err(init_error(
+                c,
+                "exec: a terminal needs --console-socket to receive it".into(),
+            ))
+        }
+        (Some(_), false) => {
+            return Err(init_error(
+                c,
+                "exec: --console-socket needs a terminal (-t or process.terminal)".into(),
+            ))
+        }
+    };
+
     if let Some(ns) = &pid_ns {
         ns.enter().map_err(|e| init_error(c, e.to_string()))?;
     }
@@ -82,14 +103,14 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
         CloneFlags::empty(),
         Box::new(|| {
             let channel = Channel::new(child_end.take().expect("clone runs the child once"));
-            let err = child(
-                &channel,
-                &joins,
+            let setup = Setup {
+                joins: &joins,
                 enters_user,
-                process,
-                &linux,
-                seccomp.as_ref(),
-            );
+                console: console.as_ref(),
+                linux: &linux,
+                seccomp: seccomp.as_ref(),
+            };
+            let err = child(&channel, &setup, process);
             let _ = channel.send(&Message::Failed(err));
             1
         }),
@@ -156,35 +177,46 @@ fn differing_namespace(
     }
 }
 
+/// What the cloned process enters and applies before the exec.
+struct Setup<'a> {
+    joins: &'a [NsFile],
+    enters_user: bool,
+    console: Option<&'a std::os::unix::net::UnixStream>,
+    linux: &'a Linux,
+    seccomp: Option<&'a crate::seccomp::Profile>,
+}
+
 /// The cloned process: wait for its cgroup, enter the namespaces, take the
 /// identity, exec. Returns only the error text.
-fn child(
-    channel: &Channel,
-    joins: &[NsFile],
-    enters_user: bool,
-    process: &Process,
-    linux: &Linux,
-    seccomp: Option<&crate::seccomp::Profile>,
-) -> String {
+fn child(channel: &Channel, setup: &Setup, process: &Process) -> String {
     let run = || -> Result<std::convert::Infallible, String> {
         match channel.recv().map_err(|e| format!("exec channel: {e}"))? {
             Some(Message::Go { .. }) => {}
             other => return Err(format!("exec channel: expected Go, got {other:?}")),
         }
-        for ns in joins {
+        for ns in setup.joins {
             ns.enter().map_err(|e| e.to_string())?;
         }
-        if enters_user {
+        if setup.enters_user {
             process::become_namespace_root()
                 .map_err(|e| format!("become root of the user namespace: {e}"))?;
         }
+        if let Some(socket) = setup.console {
+            let user = process.user();
+            process::console::attach_terminal(socket, user.uid(), user.gid())
+                .map_err(|e| e.to_string())?;
+        }
         let program = process::exec::resolve(process).map_err(|e| e.to_string())?;
         let nnp = process.no_new_privileges().unwrap_or(false);
-        let load = || seccomp.map_or(Ok(()), |p| p.load().map_err(|e| e.to_string()));
+        let load = || {
+            setup
+                .seccomp
+                .map_or(Ok(()), |p| p.load().map_err(|e| e.to_string()))
+        };
         if !nnp {
             load()?;
         }
-        process::finalize_identity(process, linux).map_err(|e| e.to_string())?;
+        process::finalize_identity(process, setup.linux).map_err(|e| e.to_string())?;
         if nnp {
             load()?;
         }

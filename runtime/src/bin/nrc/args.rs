@@ -169,9 +169,12 @@ pub struct ExecArgs {
     /// Write the process's pid here.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Allocate a terminal (not supported yet: needs --console-socket).
+    /// Allocate a terminal; its master goes to --console-socket.
     #[arg(short, long)]
     pub tty: bool,
+    /// Unix socket that receives the terminal's master fd.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
     pub id: String,
     /// The command and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -8,8 +8,8 @@ use oci_spec::runtime::{Capability, Process, User};
 use std::str::FromStr;
 
 pub fn run(c: &Container, a: &ExecArgs) -> Result<i32> {
-    if a.tty {
-        bail!("exec --tty needs a console socket, which nrc does not support yet; run without -t");
+    if a.tty && a.console_socket.is_none() {
+        bail!("exec --tty needs --console-socket to receive the terminal (nrc does not proxy one); run without -t or pass a socket");
     }
     let process = match &a.process {
         Some(path) => {
@@ -24,6 +24,7 @@ pub fn run(c: &Container, a: &ExecArgs) -> Result<i32> {
         process,
         detach: a.detach,
         pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
     };
     let done = container::exec(c, &opts).with_context(|| format!("exec in {}", a.id))?;
     Ok(done.exit.map_or(0, |e| e.shell_code()))
@@ -35,7 +36,7 @@ fn from_flags(c: &Container, a: &ExecArgs) -> Result<Process> {
     }
     let mut p = c.record.process.clone().unwrap_or_default();
     p.set_args(Some(a.command.clone()));
-    p.set_terminal(Some(false));
+    p.set_terminal(Some(a.tty));
     let mut env = p.env().clone().unwrap_or_default();
     for kv in &a.env {
         let Some((name, _)) = kv.split_once('=') else {
