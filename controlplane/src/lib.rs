@@ -4,5 +4,6 @@
 
 pub mod apiserver;
 pub mod client;
+pub mod ctl;
 mod framing;
 pub mod store;

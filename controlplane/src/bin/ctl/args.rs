@@ -1,0 +1,125 @@
+//! `ctl`'s flags and subcommands (clap derive), kept apart from what they
+//! do.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Drive a noderun cluster: create, apply, get, delete and scale objects.
+///
+/// Examples:
+///   ctl create pod web --image busybox:1.36 -- sleep 3600
+///   ctl apply -f app.yaml
+///   ctl get pods -o wide
+///   ctl scale rs web --replicas 3
+///   ctl delete pod web
+#[derive(Debug, Parser)]
+#[command(version, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(flatten)]
+    pub conn: Connection,
+    /// The namespace of namespaced objects.
+    #[arg(short, long, global = true, default_value = "default")]
+    pub namespace: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the apiserver is and who we are.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The controlplane's Unix socket (used unless --server is given).
+    #[arg(
+        long,
+        global = true,
+        env = "NODERUN_SOCKET",
+        default_value = "/run/noderun/controlplane.sock"
+    )]
+    pub socket: PathBuf,
+    /// HOST:PORT of the apiserver's TLS listener (controlplane --listen).
+    #[arg(long, global = true, env = "NODERUN_SERVER")]
+    pub server: Option<String>,
+    /// The cluster CA to verify --server with.
+    #[arg(
+        long,
+        global = true,
+        env = "NODERUN_CA_FILE",
+        default_value = "/var/lib/noderun/controlplane/pki/ca.crt"
+    )]
+    pub ca_file: PathBuf,
+    /// A file holding the bearer token.
+    #[arg(
+        long,
+        global = true,
+        env = "NODERUN_TOKEN_FILE",
+        default_value = "/var/lib/noderun/controlplane/admin.token"
+    )]
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an object from flags.
+    #[command(subcommand)]
+    Create(Create),
+    /// Create or update the objects of a YAML or JSON file (several documents allowed).
+    Apply {
+        /// The manifest file (`-` for stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// List objects of a kind, or show one.
+    Get {
+        /// pods (po), nodes (no), replicasets (rs), namespaces (ns), leases.
+        kind: String,
+        name: Option<String>,
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// Label selector (`app=web,tier!=db`).
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
+    },
+    /// Delete an object. A pod on a node stops gracefully unless --force.
+    Delete {
+        kind: String,
+        name: String,
+        /// Remove at once, without waiting for the node.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Set the replica count of a ReplicaSet.
+    Scale {
+        /// rs (replicaset).
+        kind: String,
+        name: String,
+        #[arg(long)]
+        replicas: i32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Create {
+    /// A pod with one container.
+    Pod {
+        name: String,
+        #[arg(long)]
+        image: String,
+        /// Labels, `key=value`, repeatable.
+        #[arg(short = 'l', long = "label")]
+        labels: Vec<String>,
+        /// The command, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// A namespace.
+    Namespace { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Wide,
+    Yaml,
+    Json,
+}

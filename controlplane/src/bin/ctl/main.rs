@@ -1,0 +1,313 @@
+//! `ctl`: the user's command line for a noderun cluster, kubectl-like.
+//! Flags are in `args.rs`; tables and hints in the library's `ctl` module.
+
+mod args;
+
+use anyhow::{bail, Context, Result};
+use args::{Cli, Command, Create, Output};
+use clap::Parser;
+use noderun_controlplane::client::{Client, ClientError, DeleteOptions, Endpoint, ListOptions};
+use noderun_controlplane::ctl::{apply, columns, hint, table};
+use noderun_core::manifest;
+use noderun_core::proto::ErrorCode;
+use noderun_core::{
+    Container, Kind, LabelSelector, Namespace, Object, ObjectMeta, Pod, PodSpec, Time,
+};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn endpoint(cli: &Cli) -> Endpoint {
+    match &cli.conn.server {
+        Some(addr) => Endpoint::Tls {
+            addr: addr.clone(),
+            ca_file: cli.conn.ca_file.clone(),
+        },
+        None => Endpoint::Unix(cli.conn.socket.clone()),
+    }
+}
+
+/// A client error with the next step appended.
+fn explain(err: ClientError, endpoint: &Endpoint) -> anyhow::Error {
+    match hint::next_step(&err, endpoint) {
+        Some(next) => anyhow::anyhow!("{:#}\n  next: {next}", anyhow::Error::new(err)),
+        None => anyhow::Error::new(err),
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let endpoint = endpoint(&cli);
+    let token = std::fs::read_to_string(&cli.conn.token_file).with_context(|| {
+        format!(
+            "reading the token from {}; pass --token-file (controlplane writes the admin token to {}/admin.token on first start)",
+            cli.conn.token_file.display(),
+            hint::DEFAULT_DATA_DIR
+        )
+    })?;
+    let ctl = format!("ctl/{}", env!("CARGO_PKG_VERSION"));
+    let client = Client::connect(&endpoint, token.trim(), &ctl)
+        .await
+        .map_err(|e| explain(e, &endpoint))?;
+    let ns = cli.namespace.as_str();
+    let result = match cli.command {
+        Command::Create(create) => create_cmd(&client, ns, create).await,
+        Command::Apply { file } => apply(&client, ns, &file).await,
+        Command::Get {
+            kind,
+            name,
+            output,
+            all_namespaces,
+            selector,
+        } => {
+            let kind: Kind = kind.parse()?;
+            let scope = Scope {
+                ns,
+                all: all_namespaces,
+            };
+            get(
+                &client,
+                kind,
+                name.as_deref(),
+                scope,
+                selector.as_deref(),
+                output,
+            )
+            .await
+        }
+        Command::Delete { kind, name, force } => {
+            delete(&client, kind.parse()?, ns, &name, force).await
+        }
+        Command::Scale {
+            kind,
+            name,
+            replicas,
+        } => scale(&client, kind.parse()?, ns, &name, replicas).await,
+    };
+    result.map_err(|e| match e.downcast::<ClientError>() {
+        Ok(client_err) => explain(client_err, &endpoint),
+        Err(other) => other,
+    })
+}
+
+/// `kind/name` as kubectl prints what it did.
+fn said(object: &Object) -> String {
+    format!(
+        "{}/{}",
+        object.kind().name().to_lowercase(),
+        object.metadata().name
+    )
+}
+
+fn scoped(kind: Kind, ns: &str) -> &str {
+    if kind.is_namespaced() {
+        ns
+    } else {
+        ""
+    }
+}
+
+async fn create_cmd(client: &Client, ns: &str, create: Create) -> Result<()> {
+    let object = match create {
+        Create::Pod {
+            name,
+            image,
+            labels,
+            command,
+        } => {
+            let mut meta = ObjectMeta::named(ns, &name);
+            for l in labels {
+                let (k, v) = l
+                    .split_once('=')
+                    .with_context(|| format!("label {l:?} is not key=value"))?;
+                meta.labels.insert(k.into(), v.into());
+            }
+            let container = Container {
+                name: name.clone(),
+                image,
+                command,
+                ..Container::default()
+            };
+            Object::Pod(Pod {
+                metadata: meta,
+                spec: PodSpec {
+                    containers: vec![container],
+                    ..PodSpec::default()
+                },
+                ..Pod::default()
+            })
+        }
+        Create::Namespace { name } => Object::Namespace(Namespace {
+            metadata: ObjectMeta::named("", &name),
+            ..Namespace::default()
+        }),
+    };
+    let created = client.create(object).await?;
+    println!("{} created", said(&created));
+    Ok(())
+}
+
+async fn apply(client: &Client, ns: &str, file: &std::path::Path) -> Result<()> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the manifest from stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let objects =
+        manifest::parse_objects(&text).with_context(|| format!("in {}", file.display()))?;
+    for mut object in objects {
+        let kind = object.kind();
+        if kind.is_namespaced() && object.metadata().namespace.is_empty() {
+            object.metadata_mut().namespace = ns.to_owned();
+        }
+        let meta = object.metadata().clone();
+        match client.get(kind, &meta.namespace, &meta.name).await {
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => {
+                let created = client.create(object).await?;
+                println!("{} created", said(&created));
+            }
+            Err(e) => return Err(e.into()),
+            Ok(current) if apply::is_unchanged(&current, &object) => {
+                println!("{} unchanged", said(&current));
+            }
+            Ok(current) => {
+                let m = object.metadata_mut();
+                m.resource_version = current.metadata().resource_version;
+                m.uid.clone_from(&current.metadata().uid);
+                let updated = client.update(object).await?;
+                println!("{} configured", said(&updated));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    ns: &'a str,
+    all: bool,
+}
+
+async fn get(
+    client: &Client,
+    kind: Kind,
+    name: Option<&str>,
+    scope: Scope<'_>,
+    selector: Option<&str>,
+    output: Option<Output>,
+) -> Result<()> {
+    let all = scope.all && kind.is_namespaced();
+    let objects = match name {
+        Some(name) => vec![client.get(kind, scoped(kind, scope.ns), name).await?],
+        None => {
+            let options = ListOptions {
+                label_selector: match selector {
+                    Some(s) => {
+                        LabelSelector::parse(s).with_context(|| format!("selector {s:?}"))?
+                    }
+                    None => LabelSelector::default(),
+                },
+                node_name: None,
+            };
+            let ns = (!all && kind.is_namespaced()).then_some(scope.ns);
+            client.list(kind, ns, &options).await?.0
+        }
+    };
+    match output {
+        Some(Output::Yaml | Output::Json) => {
+            let value = match (name, objects.as_slice()) {
+                (Some(_), [one]) => manifest::to_value(one),
+                _ => manifest::list_to_value(&objects),
+            };
+            if output == Some(Output::Yaml) {
+                print!("{}", manifest::to_yaml(&value));
+            } else {
+                println!("{}", manifest::to_json(&value));
+            }
+        }
+        _ => {
+            if objects.is_empty() {
+                let where_ = if all || !kind.is_namespaced() {
+                    String::new()
+                } else {
+                    format!(" in {} namespace", scope.ns)
+                };
+                eprintln!("No resources found{where_}.");
+                return Ok(());
+            }
+            let wide = output == Some(Output::Wide);
+            let now = Time::now();
+            let rows: Vec<Vec<String>> = objects
+                .iter()
+                .map(|o| columns::row(o, wide, all, now))
+                .collect();
+            print!(
+                "{}",
+                table::render(&columns::header(kind, wide, all), &rows)
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn delete(client: &Client, kind: Kind, ns: &str, name: &str, force: bool) -> Result<()> {
+    let options = DeleteOptions {
+        force,
+        ..DeleteOptions::default()
+    };
+    let gone = client
+        .delete(kind, scoped(kind, ns), name, &options)
+        .await?;
+    if gone.metadata().is_terminating() && !force {
+        println!(
+            "{} deleted (the node stops it; --force removes it at once)",
+            said(&gone)
+        );
+    } else {
+        println!("{} deleted", said(&gone));
+    }
+    Ok(())
+}
+
+async fn scale(client: &Client, kind: Kind, ns: &str, name: &str, replicas: i32) -> Result<()> {
+    if kind != Kind::ReplicaSet {
+        bail!("only replicasets (rs) can be scaled, not {}", kind.plural());
+    }
+    if replicas < 0 {
+        bail!("--replicas must be 0 or more");
+    }
+    // Read, change, write: retried when someone else wrote in between.
+    for _ in 0..5 {
+        let mut object = client.get(kind, ns, name).await?;
+        if let Object::ReplicaSet(rs) = &mut object {
+            rs.spec.replicas = Some(replicas);
+        }
+        match client.update(object).await {
+            Ok(scaled) => {
+                println!("{} scaled", said(&scaled));
+                return Ok(());
+            }
+            Err(e) if e.code() == Some(ErrorCode::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("replicaset {ns}/{name} kept changing; try again")
+}

@@ -1,0 +1,8 @@
+//! What `ctl` prints and advises, apart from its flag parsing: tables
+//! aligned as kubectl aligns them ([`table`]), the columns of each kind
+//! ([`columns`]), whether an apply changes anything ([`apply`]), and what to do next when a call fails ([`hint`]).
+
+pub mod apply;
+pub mod columns;
+pub mod hint;
+pub mod table;
