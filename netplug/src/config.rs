@@ -53,12 +53,16 @@ pub struct NetworkConfig {
     pub promisc: bool,
     /// Masquerade pods' traffic leaving the subnet (`ipMasq`).
     pub masquerade: bool,
+    /// Put the gateway address on the bridge and give pods a default
+    /// route through it (CNI `isGateway`). Without it the bridge is a
+    /// plain switch: pods reach only their subnet.
+    pub bridge_is_gateway: bool,
     /// The parent of the network's state directory.
     pub state_root: PathBuf,
 }
 
 impl NetworkConfig {
-    /// A network with the defaults: gateway on the first address, the
+    /// A network with the defaults: gateway on the bridge, at the first address, the
     /// whole subnet handed out, MTU 1500, no hairpin, no promiscuous mode,
     /// state under [`DEFAULT_STATE_ROOT`].
     pub fn new(name: impl Into<String>, bridge: impl Into<String>, subnet: Cidr) -> Self {
@@ -73,6 +77,7 @@ impl NetworkConfig {
             hairpin: false,
             promisc: false,
             masquerade: false,
+            bridge_is_gateway: true,
             state_root: PathBuf::from(DEFAULT_STATE_ROOT),
         }
     }

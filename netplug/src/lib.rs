@@ -18,9 +18,7 @@
 //! - [`cni`]: the CNI 1.x protocol over the same library, for the
 //!   `netplug` binary.
 //!
-//! Not here (yet): `isGateway: false` (refused with the spec's
-//! "unsupported field"), IPv6 pod networks end to
-//! end.
+//! Not here (yet): IPv6 pod networks end to end.
 
 pub mod cni;
 pub mod config;

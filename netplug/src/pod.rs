@@ -94,7 +94,8 @@ pub struct Attachment {
     pub ip: IpAddr,
     /// The subnet `ip` belongs to (its prefix is the address's).
     pub subnet: Cidr,
-    pub gateway: IpAddr,
+    /// The pods' default gateway (the bridge), when the bridge is one.
+    pub gateway: Option<IpAddr>,
     /// The MAC of the pod's interface.
     pub mac: [u8; 6],
     /// The host end of the veth pair, attached to the bridge.
@@ -264,7 +265,7 @@ impl PodNetwork {
             ifname: owner.ifname.clone(),
             ip,
             subnet: self.range.subnet(),
-            gateway: self.range.gateway(),
+            gateway: self.config.bridge_is_gateway.then(|| self.range.gateway()),
             mac: mac_for(ip),
             host_veth: host_veth_name(&owner.container_id, &owner.ifname),
         }
@@ -338,8 +339,12 @@ impl PodNetwork {
             .map_err(|e| self.netlink_error(id, "bring up pod interface", e))?;
         pod.set_up_by_name("lo")
             .map_err(|e| self.netlink_error(id, "bring up lo", e))?;
-        pod.add_default_route(att.gateway, &link)
-            .map_err(|e| self.netlink_error(id, "add default route", e))
+        match att.gateway {
+            Some(gateway) => pod
+                .add_default_route(gateway, &link)
+                .map_err(|e| self.netlink_error(id, "add default route", e)),
+            None => Ok(()),
+        }
     }
 
     /// The bridge, created if missing, with the network's MTU, up, with
@@ -393,6 +398,9 @@ impl PodNetwork {
         if !bridge.up {
             host.set_up(bridge, true).map_err(fail("bring up bridge"))?;
         }
+        if !self.config.bridge_is_gateway {
+            return Ok(());
+        }
         host.ensure_address(bridge, self.range.gateway(), self.range.subnet().prefix())
             .map_err(fail("add gateway address to bridge"))
     }
@@ -445,17 +453,17 @@ impl PodNetwork {
                 att.subnet.prefix()
             )));
         }
+        let Some(gateway) = att.gateway else {
+            return Ok(None);
+        };
         let routes = pod
             .routes(att.ip.is_ipv4())
             .map_err(fail("list pod routes"))?;
         let via_gateway = |r: &crate::netlink::Route| {
-            r.is_default() && r.gateway == Some(att.gateway) && r.oif == Some(link.index)
+            r.is_default() && r.gateway == Some(gateway) && r.oif == Some(link.index)
         };
         if !routes.iter().any(via_gateway) {
-            return Ok(Some(format!(
-                "the pod has no default route via {}",
-                att.gateway
-            )));
+            return Ok(Some(format!("the pod has no default route via {gateway}")));
         }
         Ok(None)
     }

@@ -28,12 +28,12 @@ fn two_pods_reach_each_other_and_the_gateway() {
     let att_a = network.add(a.path(), "pod-a", "eth0").unwrap();
     let att_b = network.add(b.path(), "pod-b", "eth0").unwrap();
     assert_eq!((att_a.ip, att_b.ip), (ip("10.250.1.2"), ip("10.250.1.3")));
-    assert_eq!(att_a.gateway, ip("10.250.1.1"));
+    assert_eq!(att_a.gateway, Some(ip("10.250.1.1")));
     assert_eq!(att_a.host_veth, host_veth_name("pod-a", "eth0"));
 
     echo(&a, att_a.ip, &b, att_b.ip);
     echo(&b, att_b.ip, &a, att_a.ip);
-    echo(&node.host, att_a.gateway, &a, att_a.ip);
+    echo(&node.host, att_a.gateway.unwrap(), &a, att_a.ip);
 
     let eth0 = link_in(&a, "eth0").unwrap();
     assert_eq!(eth0.mac, Some(att_a.mac));
@@ -179,7 +179,7 @@ fn leftover_veths_are_replaced_never_duplicated() {
         "the old pair is gone"
     );
     network.check(p1.path(), "crashed-1", "eth0").unwrap();
-    echo(&node.host, att1.gateway, &p1, att1.ip);
+    echo(&node.host, att1.gateway.unwrap(), &p1, att1.ip);
 
     // Crash 2: the pod end is in the pod as eth0, not configured yet.
     let p2 = pod();
@@ -273,4 +273,32 @@ fn hairpin_and_promiscuous_options_are_applied() {
     let mac = link_in(&node.host, &node.bridge).unwrap().mac;
     network.del("pod-1", "eth0").unwrap();
     assert_eq!(link_in(&node.host, &node.bridge).unwrap().mac, mac);
+}
+
+#[test]
+fn without_is_gateway_the_bridge_only_switches() {
+    if !noderun_testkit::privileged() {
+        return;
+    }
+    let node = Node::new();
+    let mut config = node.config("10.250.7.0/24");
+    config.bridge_is_gateway = false;
+    let network = node.network(config);
+    let (a, b) = (pod(), pod());
+    let att_a = network.add(a.path(), "pod-a", "eth0").unwrap();
+    let att_b = network.add(b.path(), "pod-b", "eth0").unwrap();
+    assert_eq!(att_a.gateway, None);
+    // Pods on the bridge still reach each other.
+    echo(&a, att_a.ip, &b, att_b.ip);
+    // The bridge has no address, the pods no default route.
+    let mut host = netlink_in(&node.host);
+    let bridge = link_in(&node.host, &node.bridge).unwrap();
+    let addresses = host.addresses(Some(bridge.index)).unwrap();
+    assert!(!addresses.iter().any(|a| a.ip.is_ipv4()), "{addresses:?}");
+    let mut inside = netlink_in(&a);
+    let routes = inside.routes(true).unwrap();
+    assert!(!routes.iter().any(|r| r.is_default()), "{routes:?}");
+    assert_eq!(network.check(a.path(), "pod-a", "eth0").unwrap(), att_a);
+    network.del("pod-a", "eth0").unwrap();
+    network.del("pod-b", "eth0").unwrap();
 }

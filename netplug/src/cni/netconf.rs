@@ -133,17 +133,10 @@ impl NetConf {
     /// The bridge network this configuration describes, with state under
     /// `ipam.dataDir` (or [`DEFAULT_STATE_ROOT`]).
     pub fn network_config(&self) -> Result<NetworkConfig, CniError> {
-        let unsupported = |what: &str| {
-            CniError::new(
-                code::UNSUPPORTED_FIELD,
-                format!("network {}: {what}", self.name),
-            )
-        };
-        if self.is_gateway == Some(false) {
-            return Err(unsupported(
-                "isGateway false: netplug always puts the gateway address on the bridge",
-            ));
-        }
+        // isDefaultGateway implies isGateway, as for the reference plugin.
+        // Unlike it, netplug's bridge is the gateway unless told otherwise.
+        let bridge_is_gateway =
+            self.is_gateway != Some(false) || self.is_default_gateway == Some(true);
         let ipam = self.ipam.clone().unwrap_or_default();
         let first = ipam
             .ranges
@@ -175,6 +168,7 @@ impl NetConf {
         config.hairpin = self.hairpin_mode;
         config.promisc = self.promisc_mode;
         config.masquerade = self.ip_masq;
+        config.bridge_is_gateway = bridge_is_gateway;
         config.state_root = ipam
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_ROOT));
@@ -192,6 +186,22 @@ mod tests {
     const GOOD: &str = r#"{"cniVersion":"1.0.0","name":"pods","type":"netplug","bridge":"nr0",
         "isGateway":true,"ipMasq":true,"hairpinMode":true,"mtu":1400,
         "ipam":{"type":"host-local","subnet":"10.22.0.0/24","rangeStart":"10.22.0.10","dataDir":"/tmp/x"}}"#;
+
+    #[test]
+    fn is_gateway_false_makes_the_bridge_a_plain_switch() {
+        let conf = |extra: &str| {
+            let text = format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"netplug"{extra},"ipam":{{"subnet":"10.0.0.0/24"}}}}"#
+            );
+            NetConf::parse(text.as_bytes())
+                .unwrap()
+                .network_config()
+                .unwrap()
+        };
+        assert!(conf("").bridge_is_gateway);
+        assert!(!conf(r#","isGateway":false"#).bridge_is_gateway);
+        assert!(conf(r#","isGateway":false,"isDefaultGateway":true"#).bridge_is_gateway);
+    }
 
     #[test]
     fn reads_the_reference_bridge_fields() {
@@ -262,10 +272,6 @@ mod tests {
             (
                 r#"{"cniVersion":"1.0.0","name":"n","type":"netplug","mtu":9,"ipam":{"subnet":"10.0.0.0/24"}}"#,
                 code::INVALID_NETWORK_CONFIG,
-            ),
-            (
-                r#"{"cniVersion":"1.0.0","name":"n","type":"netplug","isGateway":false,"ipam":{"subnet":"10.0.0.0/24"}}"#,
-                code::UNSUPPORTED_FIELD,
             ),
         ];
         for (text, want) in cases {

@@ -92,18 +92,20 @@ impl CniResult {
         });
         result.ips.push(IpConfig {
             address: format!("{}/{}", att.ip, att.subnet.prefix()),
-            gateway: Some(att.gateway),
+            gateway: att.gateway,
             interface: Some(result.interfaces.len() - 1),
         });
-        let default = if att.ip.is_ipv4() {
-            "0.0.0.0/0"
-        } else {
-            "::/0"
-        };
-        result.routes.push(RouteEntry {
-            dst: default.into(),
-            gw: Some(att.gateway),
-        });
+        if let Some(gateway) = att.gateway {
+            let default = if att.ip.is_ipv4() {
+                "0.0.0.0/0"
+            } else {
+                "::/0"
+            };
+            result.routes.push(RouteEntry {
+                dst: default.into(),
+                gw: Some(gateway),
+            });
+        }
         result
     }
 
@@ -134,7 +136,7 @@ mod tests {
             ifname: "eth0".into(),
             ip: "10.1.0.5".parse().unwrap(),
             subnet: "10.1.0.0/24".parse().unwrap(),
-            gateway: "10.1.0.1".parse().unwrap(),
+            gateway: Some("10.1.0.1".parse().unwrap()),
             mac: [0x0a, 0x58, 10, 1, 0, 5],
             host_veth: "nr0011223344".into(),
         }
