@@ -605,3 +605,33 @@ async fn a_thousand_watchers_each_see_every_event() {
         "watchers that saw all {EVENTS} events in order"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_compacted_history_must_relist() {
+    use noderun_controlplane::apiserver::compactor;
+    let server = TestServer::start().await;
+    let admin = server.client(ADMIN).await;
+    let old = admin.create(pod("default", "p0", "")).await.unwrap();
+    let old = old.metadata().resource_version;
+    for i in 1..10 {
+        admin
+            .create(pod("default", &format!("p{i}"), ""))
+            .await
+            .unwrap();
+    }
+    let at = compactor::compact_once(server.api.store(), 3)
+        .await
+        .unwrap();
+    assert!(at > old, "compacted up to {at}");
+    let all = ListOptions::default();
+    let e = admin.watch(Kind::Pod, None, &all, old).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Expired), "{e}");
+    assert!(e.to_string().contains("list again"), "{e}");
+    // What a client does then: list, and watch from the list's revision.
+    let (items, revision) = admin.list(Kind::Pod, None, &all).await.unwrap();
+    assert_eq!(items.len(), 10);
+    let mut w = admin.watch(Kind::Pod, None, &all, revision).await.unwrap();
+    admin.create(pod("default", "after", "")).await.unwrap();
+    let seen = collect(&mut w, 1).await;
+    assert_eq!(seen[0].1, "after");
+}

@@ -13,12 +13,14 @@
 //! Layout: [`connection`] (one client: handshake, request loop, writer),
 //! [`listener`] (Unix, TLS and test-only plaintext listeners), [`pki`]
 //! (the cluster CA and server certificate), [`bootstrap`] (first-start
-//! tokens and namespaces), [`handlers`] (one method per verb).
+//! tokens and namespaces), [`compactor`] (forgets old history),
+//! [`handlers`] (one method per verb).
 
 pub mod admission;
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod compactor;
 mod connection;
 mod delete;
 mod errors;

@@ -10,12 +10,13 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use noderun_controlplane::apiserver::{
-    self, bootstrap, pki::PkiPaths, Apiserver, Authenticator, Listen, ServeOptions,
+    self, bootstrap, compactor, pki::PkiPaths, Apiserver, Authenticator, Listen, ServeOptions,
 };
 use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +49,10 @@ struct Args {
     /// Live events a watch may fall behind before it must relist.
     #[arg(long, default_value_t = 1024)]
     watch_buffer: usize,
+    /// Revisions of history kept for watches and lists at old revisions;
+    /// older ones are compacted every minute.
+    #[arg(long, default_value_t = 100_000)]
+    keep_revisions: u64,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -111,6 +116,11 @@ async fn run(args: Args) -> Result<()> {
         ..ServeOptions::default()
     };
     let server = Arc::new(Apiserver::new(store, authn, options));
+    let compacting = Arc::clone(&server);
+    let keep = args.keep_revisions;
+    let compactor = tokio::spawn(async move {
+        compactor::run(compacting.store(), Duration::from_secs(60), keep).await
+    });
     let running = apiserver::start(server, listen).await?;
     if tokens.created {
         println!(
@@ -133,5 +143,6 @@ async fn run(args: Args) -> Result<()> {
     }
     tracing::info!("shutting down");
     running.shutdown().await;
+    compactor.abort();
     Ok(())
 }

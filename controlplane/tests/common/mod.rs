@@ -27,6 +27,7 @@ pub const NODE2: &str = "node2-token-0123456789abcdef";
 /// removes the data dir and socket.
 pub struct TestServer {
     pub running: Option<RunningServer>,
+    pub api: Arc<Apiserver<EmbeddedStore>>,
     pub socket: PathBuf,
     pub pki: pki::PkiPaths,
     // Last: removed after the server is stopped.
@@ -72,11 +73,12 @@ impl TestServer {
             listen.insecure = Some(loopback);
         }
         let server = Arc::new(Apiserver::new(store, authn, options));
-        let running = apiserver::start(server, listen)
+        let running = apiserver::start(Arc::clone(&server), listen)
             .await
             .expect("start apiserver");
         TestServer {
             running: Some(running),
+            api: server,
             socket,
             pki,
             dir,
