@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use noderun_core::Kind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -189,4 +190,55 @@ async fn ctl_errors_say_what_to_do_next() {
     };
     let (ok, _, err) = bad_token.run(&["get", "pods"]).await;
     assert!(!ok && err.contains("pass --token-file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_get_watch_prints_changes_as_they_happen() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let server = TestServer::start().await;
+    let token_file = server.dir.join("admin.token");
+    write(&token_file, ADMIN);
+    let admin = server.client(ADMIN).await;
+    admin.create(pod("default", "before", "")).await.unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ctl"))
+        .arg("--socket")
+        .arg(&server.socket)
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut next = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("ctl prints within 10 s")
+            .expect("ctl still running")
+    };
+    assert!(next().await.starts_with("NAME "));
+    assert!(next().await.starts_with("before "));
+    admin.create(pod("default", "during", "")).await.unwrap();
+    let line = next().await;
+    assert!(
+        line.starts_with("during ") && line.contains("Pending"),
+        "{line}"
+    );
+    admin
+        .delete(Kind::Pod, "default", "before", &Default::default())
+        .await
+        .unwrap();
+    assert!(next().await.starts_with("before "));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -80,6 +80,9 @@ pub enum Command {
         /// Label selector (`app=web,tier!=db`).
         #[arg(short = 'l', long)]
         selector: Option<String>,
+        /// After printing, watch for changes and print them (Ctrl-C stops).
+        #[arg(short = 'w', long)]
+        watch: bool,
     },
     /// Delete an object. A pod on a node stops gracefully unless --force.
     Delete {

@@ -9,7 +9,7 @@ use clap::Parser;
 use noderun_controlplane::client::{Client, ClientError, DeleteOptions, Endpoint, ListOptions};
 use noderun_controlplane::ctl::{apply, columns, hint, table};
 use noderun_core::manifest;
-use noderun_core::proto::ErrorCode;
+use noderun_core::proto::{ErrorCode, EventType};
 use noderun_core::{
     Container, Kind, LabelSelector, Namespace, Object, ObjectMeta, Pod, PodSpec, Time,
 };
@@ -77,21 +77,24 @@ async fn run(cli: Cli) -> Result<()> {
             output,
             all_namespaces,
             selector,
+            watch,
         } => {
-            let kind: Kind = kind.parse()?;
-            let scope = Scope {
-                ns,
-                all: all_namespaces,
+            let selector = match selector.as_deref() {
+                Some(s) => LabelSelector::parse(s).with_context(|| format!("selector {s:?}"))?,
+                None => LabelSelector::default(),
             };
-            get(
-                &client,
-                kind,
-                name.as_deref(),
-                scope,
-                selector.as_deref(),
+            let args = GetArgs {
+                kind: kind.parse()?,
+                name: name.as_deref(),
+                scope: Scope {
+                    ns,
+                    all: all_namespaces,
+                },
+                selector,
                 output,
-            )
-            .await
+                watch,
+            };
+            get(&client, args).await
         }
         Command::Delete { kind, name, force } => {
             delete(&client, kind.parse()?, ns, &name, force).await
@@ -206,66 +209,137 @@ struct Scope<'a> {
     all: bool,
 }
 
-async fn get(
-    client: &Client,
+/// What `ctl get` was asked for.
+struct GetArgs<'a> {
     kind: Kind,
-    name: Option<&str>,
-    scope: Scope<'_>,
-    selector: Option<&str>,
+    name: Option<&'a str>,
+    scope: Scope<'a>,
+    selector: LabelSelector,
     output: Option<Output>,
-) -> Result<()> {
-    let all = scope.all && kind.is_namespaced();
-    let objects = match name {
-        Some(name) => vec![client.get(kind, scoped(kind, scope.ns), name).await?],
-        None => {
-            let options = ListOptions {
-                label_selector: match selector {
-                    Some(s) => {
-                        LabelSelector::parse(s).with_context(|| format!("selector {s:?}"))?
-                    }
-                    None => LabelSelector::default(),
-                },
-                node_name: None,
-            };
-            let ns = (!all && kind.is_namespaced()).then_some(scope.ns);
-            client.list(kind, ns, &options).await?.0
-        }
+    watch: bool,
+}
+
+async fn get(client: &Client, args: GetArgs<'_>) -> Result<()> {
+    let kind = args.kind;
+    let all = args.scope.all && kind.is_namespaced();
+    let options = ListOptions {
+        label_selector: args.selector.clone(),
+        node_name: None,
     };
-    match output {
+    let ns = (!all && kind.is_namespaced()).then_some(args.scope.ns);
+    let (objects, revision) = match args.name {
+        Some(name) => {
+            let one = client.get(kind, scoped(kind, args.scope.ns), name).await?;
+            let revision = one.metadata().resource_version;
+            (vec![one], revision)
+        }
+        None => client.list(kind, ns, &options).await?,
+    };
+    let printer = Printer {
+        kind,
+        all,
+        output: args.output,
+    };
+    match args.output {
         Some(Output::Yaml | Output::Json) => {
-            let value = match (name, objects.as_slice()) {
+            let value = match (args.name, objects.as_slice()) {
                 (Some(_), [one]) => manifest::to_value(one),
                 _ => manifest::list_to_value(&objects),
             };
-            if output == Some(Output::Yaml) {
-                print!("{}", manifest::to_yaml(&value));
-            } else {
-                println!("{}", manifest::to_json(&value));
-            }
+            printer.print_value(&value);
         }
-        _ => {
-            if objects.is_empty() {
-                let where_ = if all || !kind.is_namespaced() {
-                    String::new()
-                } else {
-                    format!(" in {} namespace", scope.ns)
-                };
-                eprintln!("No resources found{where_}.");
-                return Ok(());
-            }
-            let wide = output == Some(Output::Wide);
-            let now = Time::now();
-            let rows: Vec<Vec<String>> = objects
-                .iter()
-                .map(|o| columns::row(o, wide, all, now))
-                .collect();
-            print!(
-                "{}",
-                table::render(&columns::header(kind, wide, all), &rows)
-            );
+        _ if objects.is_empty() && !args.watch => {
+            let where_ = match ns {
+                Some(ns) => format!(" in {ns} namespace"),
+                None => String::new(),
+            };
+            eprintln!("No resources found{where_}.");
         }
+        _ => print!("{}", printer.table(&objects, true)),
+    }
+    if args.watch {
+        watch(client, &printer, ns, &options, args.name, revision).await?;
     }
     Ok(())
+}
+
+/// How `ctl get` prints objects.
+struct Printer {
+    kind: Kind,
+    all: bool,
+    output: Option<Output>,
+}
+
+impl Printer {
+    fn print_value(&self, value: &serde_json::Value) {
+        if self.output == Some(Output::Yaml) {
+            print!("{}", manifest::to_yaml(value));
+        } else {
+            println!("{}", manifest::to_json(value));
+        }
+    }
+
+    fn table(&self, objects: &[Object], with_header: bool) -> String {
+        let wide = self.output == Some(Output::Wide);
+        let now = Time::now();
+        let rows: Vec<Vec<String>> = objects
+            .iter()
+            .map(|o| columns::row(o, wide, self.all, now))
+            .collect();
+        let text = table::render(&columns::header(self.kind, wide, self.all), &rows);
+        if with_header {
+            text
+        } else {
+            text.split_once('\n')
+                .map(|(_, rest)| rest.to_owned())
+                .unwrap_or_default()
+        }
+    }
+
+    fn print(&self, object: &Object) {
+        match self.output {
+            Some(Output::Yaml) => {
+                println!("---");
+                self.print_value(&manifest::to_value(object));
+            }
+            Some(Output::Json) => self.print_value(&manifest::to_value(object)),
+            _ => print!("{}", self.table(std::slice::from_ref(object), false)),
+        }
+    }
+}
+
+/// `get -w`: print each change after `revision` until interrupted; list
+/// again when the server says the watch fell behind.
+async fn watch(
+    client: &Client,
+    printer: &Printer,
+    ns: Option<&str>,
+    options: &ListOptions,
+    name: Option<&str>,
+    mut revision: u64,
+) -> Result<()> {
+    loop {
+        let mut stream = client.watch(printer.kind, ns, options, revision).await?;
+        loop {
+            let event = tokio::select! {
+                e = stream.next() => e,
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            };
+            let Some(event) = event else {
+                bail!("the apiserver closed the watch; run the command again");
+            };
+            if event.event_type == EventType::Expired {
+                // Fell behind: start again from what is there now.
+                revision = client.list(printer.kind, ns, options).await?.1;
+                break;
+            }
+            if let Some(object) = event.object {
+                if name.is_none_or(|n| object.metadata().name == n) {
+                    printer.print(&object);
+                }
+            }
+        }
+    }
 }
 
 async fn delete(client: &Client, kind: Kind, ns: &str, name: &str, force: bool) -> Result<()> {
