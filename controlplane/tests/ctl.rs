@@ -143,6 +143,15 @@ async fn ctl_drives_the_cluster() {
         "{ns}"
     );
 
+    let described = ctl.ok(&["describe", "pod", "web"]).await;
+    assert!(
+        described.starts_with("Name:             web\nNamespace:        default\n"),
+        "{described}"
+    );
+    assert!(
+        described.contains("    Command:          sleep 3600\n"),
+        "{described}"
+    );
     assert_eq!(ctl.ok(&["delete", "pod", "web"]).await, "pod/web deleted\n");
     let (ok, _, err) = ctl.run(&["get", "pod", "web"]).await;
     assert!(!ok);

@@ -84,6 +84,8 @@ pub enum Command {
         #[arg(short = 'w', long)]
         watch: bool,
     },
+    /// Show one object in detail.
+    Describe { kind: String, name: String },
     /// Delete an object. A pod on a node stops gracefully unless --force.
     Delete {
         kind: String,

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use args::{Cli, Command, Create, Output};
 use clap::Parser;
 use noderun_controlplane::client::{Client, ClientError, DeleteOptions, Endpoint, ListOptions};
-use noderun_controlplane::ctl::{apply, columns, hint, table};
+use noderun_controlplane::ctl::{apply, columns, describe, hint, table};
 use noderun_core::manifest;
 use noderun_core::proto::{ErrorCode, EventType};
 use noderun_core::{
@@ -95,6 +95,12 @@ async fn run(cli: Cli) -> Result<()> {
                 watch,
             };
             get(&client, args).await
+        }
+        Command::Describe { kind, name } => {
+            let kind: Kind = kind.parse()?;
+            let object = client.get(kind, scoped(kind, ns), &name).await?;
+            print!("{}", describe::describe(&object, Time::now()));
+            Ok(())
         }
         Command::Delete { kind, name, force } => {
             delete(&client, kind.parse()?, ns, &name, force).await
