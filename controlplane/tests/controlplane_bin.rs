@@ -1,0 +1,118 @@
+//! The `controlplane` binary as an operator starts it: first start makes
+//! the admin token and the cluster CA and says where they are, clients
+//! reach it over the socket and over TLS, SIGTERM stops it and removes the
+//! socket, and a second start keeps the token and the data.
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use noderun_controlplane::client::{Client, Endpoint};
+use noderun_core::{Kind, Namespace, Object, ObjectMeta};
+use noderun_testkit::{ChildGuard, TempDir};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound and released; good enough for one test).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start the binary; return its guard and the lines it printed up to
+/// "serving on".
+fn start(dir: &TempDir, port: u16) -> (ChildGuard, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_controlplane"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--socket")
+        .arg(dir.join("cp.sock"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard::new(child);
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("serving on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    (guard, lines)
+}
+
+fn wait_gone(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        assert!(Instant::now() < deadline, "{} still there", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_where_the_token_and_ca_are() {
+    let dir = TempDir::new("cp-bin").unwrap();
+    let port = free_port();
+    let (mut guard, lines) = start(&dir, port);
+    let data = dir.join("data");
+    let token_path = data.join("admin.token");
+    let ca = data.join("pki/ca.crt");
+    let text = lines.join("\n");
+    assert!(
+        text.contains(&format!("admin token written to {}", token_path.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("cluster CA: {}", ca.display())),
+        "{text}"
+    );
+    let token = std::fs::read_to_string(&token_path).unwrap();
+    let unix = Client::connect(&Endpoint::Unix(dir.join("cp.sock")), token.trim(), "t")
+        .await
+        .unwrap();
+    let ns = Object::Namespace(Namespace {
+        metadata: ObjectMeta::named("", "kept"),
+        ..Namespace::default()
+    });
+    unix.create(ns).await.unwrap();
+    let tls = Endpoint::Tls {
+        addr: format!("127.0.0.1:{port}"),
+        ca_file: ca.clone(),
+    };
+    let remote = Client::connect(&tls, token.trim(), "t").await.unwrap();
+    remote.get(Kind::Namespace, "", "kept").await.unwrap();
+    drop((unix, remote));
+
+    kill(Pid::from_raw(guard.pid()), Signal::SIGTERM).unwrap();
+    wait_gone(&dir.join("cp.sock"));
+    if let Some(child) = guard.child_mut() {
+        assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+    }
+
+    // The second start keeps the token, the CA and the data.
+    let (_guard, lines) = start(&dir, free_port());
+    assert!(
+        !lines.join("\n").contains("admin token written"),
+        "{lines:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&token_path).unwrap(), token);
+    let unix = Client::connect(&Endpoint::Unix(dir.join("cp.sock")), token.trim(), "t")
+        .await
+        .unwrap();
+    unix.get(Kind::Namespace, "", "kept").await.unwrap();
+}
