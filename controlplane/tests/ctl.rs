@@ -251,3 +251,57 @@ async fn ctl_get_watch_prints_changes_as_they_happen() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_reads_its_connection_from_a_config_file() {
+    let server = TestServer::start().await;
+    let token_file = server.dir.join("viewer.token");
+    write(&token_file, VIEWER);
+    let conf = server.dir.join("ctl.conf");
+    let text = format!(
+        "# test cluster\nsocket = {}\ntoken-file = {}\n",
+        server.socket.display(),
+        token_file.display()
+    );
+    write(&conf, &text);
+    let run = |args: Vec<String>| async move {
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_ctl"))
+                .args(args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let conf = conf.display().to_string();
+    let (ok, out, err) = run(vec![
+        "--config".into(),
+        conf.clone(),
+        "get".into(),
+        "ns".into(),
+    ])
+    .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("default"), "{out}");
+    // A flag beats the file.
+    let missing = server.dir.join("missing.sock").display().to_string();
+    let args = vec![
+        "--config".into(),
+        conf.clone(),
+        "--socket".into(),
+        missing,
+        "get".into(),
+        "ns".into(),
+    ];
+    let (ok, _, err) = run(args).await;
+    assert!(!ok && err.contains("missing.sock"), "{err}");
+    write(server.dir.join("ctl.conf").as_path(), "sever = typo:1\n");
+    let (ok, _, err) = run(vec!["--config".into(), conf, "get".into(), "ns".into()]).await;
+    assert!(!ok && err.contains("line 1: unknown key"), "{err}");
+}

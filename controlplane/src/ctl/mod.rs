@@ -1,11 +1,12 @@
 //! What `ctl` prints and advises, apart from its flag parsing: tables
 //! aligned as kubectl aligns them ([`table`]), the columns of each kind
-//! ([`columns`]), one object for a person to read ([`describe`]), whether
+//! ([`columns`]), where to connect ([`config`]), one object for a person to read ([`describe`]), whether
 //! an apply changes anything ([`apply`]), and what to do next when a call
 //! fails ([`hint`]).
 
 pub mod apply;
 pub mod columns;
+pub mod config;
 pub mod describe;
 pub mod hint;
 pub mod table;

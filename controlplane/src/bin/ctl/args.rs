@@ -24,36 +24,28 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where the apiserver is and who we are.
+/// Where the apiserver is and who we are. Unset flags come from the
+/// config file, then from a local controlplane's defaults.
 #[derive(Debug, Args)]
 pub struct Connection {
-    /// The controlplane's Unix socket (used unless --server is given).
-    #[arg(
-        long,
-        global = true,
-        env = "NODERUN_SOCKET",
-        default_value = "/run/noderun/controlplane.sock"
-    )]
-    pub socket: PathBuf,
+    /// A config file of `key = value` lines (server, ca-file, token-file,
+    /// socket); default ~/.config/noderun/ctl.conf when it exists.
+    #[arg(long, global = true, env = "NODERUN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The controlplane's Unix socket [default: /run/noderun/controlplane.sock].
+    #[arg(long, global = true, env = "NODERUN_SOCKET")]
+    pub socket: Option<PathBuf>,
     /// HOST:PORT of the apiserver's TLS listener (controlplane --listen).
     #[arg(long, global = true, env = "NODERUN_SERVER")]
     pub server: Option<String>,
-    /// The cluster CA to verify --server with.
-    #[arg(
-        long,
-        global = true,
-        env = "NODERUN_CA_FILE",
-        default_value = "/var/lib/noderun/controlplane/pki/ca.crt"
-    )]
-    pub ca_file: PathBuf,
-    /// A file holding the bearer token.
-    #[arg(
-        long,
-        global = true,
-        env = "NODERUN_TOKEN_FILE",
-        default_value = "/var/lib/noderun/controlplane/admin.token"
-    )]
-    pub token_file: PathBuf,
+    /// The cluster CA to verify --server with
+    /// [default: /var/lib/noderun/controlplane/pki/ca.crt].
+    #[arg(long, global = true, env = "NODERUN_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// A file holding the bearer token
+    /// [default: /var/lib/noderun/controlplane/admin.token].
+    #[arg(long, global = true, env = "NODERUN_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

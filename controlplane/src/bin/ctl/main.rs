@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use args::{Cli, Command, Create, Output};
 use clap::Parser;
 use noderun_controlplane::client::{Client, ClientError, DeleteOptions, Endpoint, ListOptions};
+use noderun_controlplane::ctl::config::{self, Settings};
 use noderun_controlplane::ctl::{apply, columns, describe, hint, table};
 use noderun_core::manifest;
 use noderun_core::proto::{ErrorCode, EventType};
@@ -36,14 +37,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn endpoint(cli: &Cli) -> Endpoint {
-    match &cli.conn.server {
-        Some(addr) => Endpoint::Tls {
-            addr: addr.clone(),
-            ca_file: cli.conn.ca_file.clone(),
-        },
-        None => Endpoint::Unix(cli.conn.socket.clone()),
-    }
+/// The connection settings: flags, then the config file.
+fn settings(cli: &Cli) -> Result<Settings> {
+    let c = &cli.conn;
+    let flags = Settings {
+        socket: c.socket.clone(),
+        server: c.server.clone(),
+        ca_file: c.ca_file.clone(),
+        token_file: c.token_file.clone(),
+    };
+    let file = match c
+        .config
+        .clone()
+        .or_else(|| config::default_path().filter(|p| p.exists()))
+    {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            Settings::parse(&text, &path)?
+        }
+        None => Settings::default(),
+    };
+    Ok(flags.or(file))
 }
 
 /// A client error with the next step appended.
@@ -55,11 +70,13 @@ fn explain(err: ClientError, endpoint: &Endpoint) -> anyhow::Error {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let endpoint = endpoint(&cli);
-    let token = std::fs::read_to_string(&cli.conn.token_file).with_context(|| {
+    let settings = settings(&cli)?;
+    let endpoint = settings.endpoint();
+    let token_file = settings.token_file();
+    let token = std::fs::read_to_string(&token_file).with_context(|| {
         format!(
             "reading the token from {}; pass --token-file (controlplane writes the admin token to {}/admin.token on first start)",
-            cli.conn.token_file.display(),
+            token_file.display(),
             hint::DEFAULT_DATA_DIR
         )
     })?;
