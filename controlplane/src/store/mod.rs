@@ -303,3 +303,47 @@ impl Change {
             .map(|o| o.kind())
     }
 }
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use noderun_core::{Pod, PodSpec};
+
+    fn pod_on(node: &str) -> Arc<Object> {
+        Arc::new(Object::Pod(Pod {
+            spec: PodSpec {
+                node_name: node.into(),
+                ..PodSpec::default()
+            },
+            ..Pod::default()
+        }))
+    }
+
+    #[test]
+    fn node_name_filter_sees_binding_as_added_and_moves_as_deleted() {
+        let n1 = WatchFilter {
+            node_name: Some("n1".into()),
+            ..WatchFilter::kind(Kind::Pod)
+        };
+        assert!(n1.matches(&pod_on("n1")));
+        assert!(!n1.matches(&pod_on("")));
+        let node = WatchFilter {
+            node_name: Some("n1".into()),
+            ..WatchFilter::kind(Kind::Node)
+        };
+        assert!(
+            !node.matches(&Object::Node(Default::default())),
+            "only pods have a node name"
+        );
+        let change = |before: &str, after: &str| Change {
+            revision: 7,
+            before: Some(pod_on(before)),
+            after: Some(pod_on(after)),
+        };
+        let bound = change("", "n1").event_for(&n1).unwrap();
+        assert_eq!(bound.event_type, EventType::Added);
+        let moved = change("n1", "n2").event_for(&n1).unwrap();
+        assert_eq!(moved.event_type, EventType::Deleted);
+        assert!(change("", "n2").event_for(&n1).is_none());
+    }
+}
