@@ -5,10 +5,17 @@
 //! (revision → the key and the object before and after that write, kept
 //! after the compaction point for watch replay and lists at old revisions)
 //! and `meta` (`revision`, `compacted`). Every write is one redb
-//! transaction committed with redb's default, durable commit (fsync) before
-//! it is acknowledged, so a reopen after kill -9 finds every acknowledged
-//! write. Writes are serialized by one lock that also covers publishing the
-//! change to watchers, which is what gives watches their order.
+//! durable redb commit (fsync) before it is acknowledged, so a reopen after
+//! kill -9 finds every acknowledged write. Writes are serialized by one lock
+//! that also covers publishing the changes to watchers, which is what gives
+//! watches their order.
+//!
+//! Group commit: a write joins a queue; if no writer is committing, it
+//! becomes the one that does (the leader) and commits batch after batch —
+//! every queued write in one transaction, each its own revision, a failed
+//! precondition failing only its own write — until the queue is empty.
+//! The other writers wait for their answers, so concurrent writers share
+//! one fsync.
 
 use super::watch::{WatchHub, Watcher};
 use super::{Change, ObjectKey, Preconditions, Store, StoreError, WatchFilter};
@@ -55,7 +62,34 @@ struct Inner {
     db: Database,
     path: PathBuf,
     writer: Mutex<Revisions>,
+    /// Writes waiting for the next commit, and whether a writer is
+    /// committing them (the leader).
+    queue: Mutex<Queue>,
     hub: WatchHub,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    leader: bool,
+}
+
+/// Where a queued write's answer goes.
+type ReplyTo = std::sync::mpsc::SyncSender<Result<Object, StoreError>>;
+
+/// A queued write and where its answer goes.
+struct Pending {
+    key: ObjectKey,
+    apply: Box<WriteFn>,
+    reply: ReplyTo,
+}
+
+/// A write applied inside the batch's transaction, not yet committed.
+struct Applied {
+    revision: u64,
+    before: Option<Object>,
+    after: Option<Object>,
+    reply: Object,
 }
 
 /// The embedded store. Cheap to clone: clones share one database.
@@ -102,6 +136,7 @@ impl EmbeddedStore {
                 db,
                 path,
                 writer: Mutex::new(revisions),
+                queue: Mutex::new(Queue::default()),
                 hub: WatchHub::default(),
             }),
         })
@@ -123,6 +158,13 @@ impl EmbeddedStore {
             .await
             .map_err(|e| backend("blocking task", &self.inner.path, e))?
     }
+}
+
+fn encode<T: Serialize>(value: &T, key: &ObjectKey) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value).map_err(|source| StoreError::Encode {
+        key: key.clone(),
+        source,
+    })
 }
 
 fn backend<E>(op: &'static str, path: &Path, e: E) -> StoreError
@@ -177,72 +219,165 @@ impl Inner {
     }
 
     /// One durable write of `key` at the next revision, published to the
-    /// watchers before the lock is let go.
+    /// watchers before the lock is let go; committed together with every
+    /// write queued at the same time (see the module docs).
     fn write(&self, key: &ObjectKey, apply: Box<WriteFn>) -> Result<Object, StoreError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let lead = {
+            let mut queue = self.lock_queue();
+            queue.pending.push(Pending {
+                key: key.clone(),
+                apply,
+                reply,
+            });
+            !std::mem::replace(&mut queue.leader, true)
+        };
+        if lead {
+            // Commit batch after batch until no write is waiting; the others
+            // just wait for their answers.
+            loop {
+                let mut revisions = self.lock_writer();
+                let batch = {
+                    let mut queue = self.lock_queue();
+                    if queue.pending.is_empty() {
+                        queue.leader = false;
+                        break;
+                    }
+                    std::mem::take(&mut queue.pending)
+                };
+                self.commit_batch(&mut revisions, batch);
+            }
+        }
+        answer.recv().unwrap_or_else(|_| {
+            Err(backend(
+                "group commit",
+                &self.path,
+                std::io::Error::other("the write was dropped without an answer"),
+            ))
+        })
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Apply `batch` in order in one transaction, commit once, publish,
+    /// answer every write. A write whose precondition fails gets its error
+    /// and takes no revision; a failing transaction fails the whole batch.
+    fn commit_batch(&self, revisions: &mut Revisions, batch: Vec<Pending>) {
+        let mut answers = Vec::with_capacity(batch.len());
+        let outcome = self.apply_batch(revisions.current, batch, &mut answers);
+        match outcome {
+            Ok(applied) => {
+                if let Some(last) = applied.last() {
+                    revisions.current = last.revision;
+                }
+                let mut replies = applied.into_iter();
+                for (reply, result) in answers {
+                    let result = match result {
+                        Some(err) => Err(err),
+                        None => {
+                            let a = replies.next().expect("one applied write per success");
+                            self.hub
+                                .publish(Arc::new(change_of(a.revision, a.before, a.after)));
+                            Ok(a.reply)
+                        }
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// The transaction of one batch. `answers` gets, per write in order,
+    /// its reply channel and its own error (`None`: applied, its result is
+    /// the next of the returned list).
+    fn apply_batch(
+        &self,
+        current: u64,
+        batch: Vec<Pending>,
+        answers: &mut Vec<(ReplyTo, Option<StoreError>)>,
+    ) -> Result<Vec<Applied>, StoreError> {
         let path = &self.path;
-        let skey = key.storage_key();
-        let mut revisions = self.lock_writer();
-        let revision = revisions.current + 1;
         let txn = self
             .db
             .begin_write()
             .map_err(|e| backend("begin write", path, e))?;
-        let (before, after, reply) = {
+        let mut applied = Vec::with_capacity(batch.len());
+        {
             let mut objects = txn
                 .open_table(OBJECTS)
                 .map_err(|e| backend("open objects", path, e))?;
-            let before = match objects
-                .get(skey.as_str())
-                .map_err(|e| backend("read", path, e))?
-            {
-                Some(bytes) => Some(decode_object(bytes.value(), &skey, path)?),
-                None => None,
-            };
-            let (after, reply) = apply(before.clone(), revision)?;
-            match &after {
-                Some(object) => {
-                    let bytes =
-                        postcard::to_stdvec(object).map_err(|source| StoreError::Encode {
-                            key: key.clone(),
-                            source,
-                        })?;
-                    objects
-                        .insert(skey.as_str(), bytes.as_slice())
-                        .map_err(|e| backend("write object", path, e))?;
-                }
-                None => {
-                    objects
-                        .remove(skey.as_str())
-                        .map_err(|e| backend("remove object", path, e))?;
-                }
-            }
-            let record = HistoryRecord {
-                key: skey.clone(),
-                before,
-                after,
-            };
-            let bytes = postcard::to_stdvec(&record).map_err(|source| StoreError::Encode {
-                key: key.clone(),
-                source,
-            })?;
             let mut history = txn
                 .open_table(HISTORY)
                 .map_err(|e| backend("open history", path, e))?;
-            history
-                .insert(revision, bytes.as_slice())
-                .map_err(|e| backend("write history", path, e))?;
-            let mut meta = txn
-                .open_table(META)
-                .map_err(|e| backend("open meta", path, e))?;
-            meta.insert(META_REVISION, revision)
-                .map_err(|e| backend("write revision", path, e))?;
-            (record.before, record.after, reply)
-        };
-        txn.commit().map_err(|e| backend("commit", path, e))?;
-        revisions.current = revision;
-        self.hub
-            .publish(Arc::new(change_of(revision, before, after)));
-        Ok(reply)
+            let mut revision = current;
+            for Pending { key, apply, reply } in batch {
+                let skey = key.storage_key();
+                let before = match objects
+                    .get(skey.as_str())
+                    .map_err(|e| backend("read", path, e))?
+                {
+                    Some(bytes) => Some(decode_object(bytes.value(), &skey, path)?),
+                    None => None,
+                };
+                let (after, result) = match apply(before.clone(), revision + 1) {
+                    Ok(done) => done,
+                    Err(e) => {
+                        answers.push((reply, Some(e)));
+                        continue;
+                    }
+                };
+                match &after {
+                    Some(object) => {
+                        let bytes = encode(object, &key)?;
+                        objects
+                            .insert(skey.as_str(), bytes.as_slice())
+                            .map_err(|e| backend("write object", path, e))?;
+                    }
+                    None => {
+                        objects
+                            .remove(skey.as_str())
+                            .map_err(|e| backend("remove object", path, e))?;
+                    }
+                }
+                revision += 1;
+                let record = HistoryRecord {
+                    key: skey,
+                    before,
+                    after,
+                };
+                let bytes = encode(&record, &key)?;
+                history
+                    .insert(revision, bytes.as_slice())
+                    .map_err(|e| backend("write history", path, e))?;
+                answers.push((reply, None));
+                applied.push(Applied {
+                    revision,
+                    before: record.before,
+                    after: record.after,
+                    reply: result,
+                });
+            }
+            if revision != current {
+                let mut meta = txn
+                    .open_table(META)
+                    .map_err(|e| backend("open meta", path, e))?;
+                meta.insert(META_REVISION, revision)
+                    .map_err(|e| backend("write revision", path, e))?;
+            }
+        }
+        if applied.is_empty() {
+            txn.abort().map_err(|e| backend("abort", path, e))?;
+        } else {
+            txn.commit().map_err(|e| backend("commit", path, e))?;
+        }
+        Ok(applied)
     }
 
     /// The changes after `from` up to `to`, read from the history table.
