@@ -21,5 +21,6 @@ cargo build --release --quiet -p noderun-controlplane --example apiserver_bench 
 echo "== embedded store alone (durable creates)"
 target/release/examples/store_bench 1 "$creates"
 target/release/examples/store_bench 8 "$creates"
+target/release/examples/store_bench 64 "$creates"
 echo "== apiserver over its Unix socket"
 target/release/examples/apiserver_bench "$creates" "$watchers" "$stored"
