@@ -302,3 +302,33 @@ fn without_is_gateway_the_bridge_only_switches() {
     network.del("pod-a", "eth0").unwrap();
     network.del("pod-b", "eth0").unwrap();
 }
+
+#[test]
+fn ipv6_pods_reach_each_other_and_the_gateway() {
+    if !noderun_testkit::privileged() {
+        return;
+    }
+    let node = Node::new();
+    let network = node.network(node.config("fd00:250:8::/64"));
+    let (a, b) = (pod(), pod());
+    let att_a = network.add(a.path(), "pod-a", "eth0").unwrap();
+    let att_b = network.add(b.path(), "pod-b", "eth0").unwrap();
+    assert_eq!(att_a.gateway, Some(ip("fd00:250:8::1")));
+    assert_eq!(
+        (att_a.ip, att_b.ip),
+        (ip("fd00:250:8::2"), ip("fd00:250:8::3"))
+    );
+    echo(&a, att_a.ip, &b, att_b.ip);
+    echo(&node.host, att_a.gateway.unwrap(), &a, att_a.ip);
+    let mut inside = netlink_in(&a);
+    let routes = inside.routes(false).unwrap();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r.is_default() && r.gateway == att_a.gateway),
+        "{routes:?}"
+    );
+    assert_eq!(network.check(a.path(), "pod-a", "eth0").unwrap(), att_a);
+    network.del("pod-a", "eth0").unwrap();
+    network.del("pod-b", "eth0").unwrap();
+}
