@@ -1107,3 +1107,18 @@ fn exec_with_a_terminal_sends_it_to_the_console_socket() {
     assert!(f.nrc(&["delete", "--force", &f.id]).status.success());
     f.assert_gone();
 }
+
+#[test]
+fn run_in_the_foreground_proxies_the_terminal() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sh", "-c", "tty; [ -t 1 ] && echo out-is-a-tty; exit 4"]) else {
+        return;
+    };
+    f.edit(|c| c["process"]["terminal"] = json!(true));
+    let out = f.run();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/"), "{text:?}");
+    assert!(text.contains("out-is-a-tty"), "{text:?}");
+    f.assert_gone();
+}

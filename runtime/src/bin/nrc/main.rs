@@ -5,6 +5,7 @@
 mod args;
 mod exec;
 mod report;
+mod terminal;
 
 use anyhow::{bail, Context, Result};
 use args::{Cli, Command, ListFormat, UpdateArgs};
@@ -93,15 +94,36 @@ fn create_options(a: &args::CreateArgs) -> CreateOptions {
 /// create + start + wait + delete; the exit code is the container's.
 fn run_container(root: &Path, a: &args::RunArgs) -> Result<i32> {
     let id = &a.create.id;
-    let created = container::create(root, id, &a.create.bundle, &create_options(&a.create))
+    let mut options = create_options(&a.create);
+    // In the foreground, a terminal the caller did not ask to receive is
+    // nrc's to proxy, as runc does.
+    let console = match options.console_socket {
+        None if !a.detach && terminal::wants_terminal(&a.create.bundle) => {
+            let socket = terminal::ConsoleSocket::new(id)?;
+            options.console_socket = Some(socket.path());
+            Some(socket)
+        }
+        _ => None,
+    };
+    let created = container::create(root, id, &a.create.bundle, &options)
         .with_context(|| format!("creating container {id}"))?;
     let c = load(root, id)?;
+    let master = match console.as_ref().map(|s| s.receive()).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = container::delete(&c, true);
+            return Err(e);
+        }
+    };
     if let Err(e) = container::start(&c) {
         let _ = container::delete(&c, true);
         return Err(e).with_context(|| format!("starting {id}"));
     }
     if a.detach {
         return Ok(0);
+    }
+    if let Some(master) = master {
+        terminal::proxy(master)?;
     }
     let exit = noderun_runtime::sys::spawn::wait_exit(created.pid)?;
     container::delete(&c, true).with_context(|| format!("deleting {id}"))?;
