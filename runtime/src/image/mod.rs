@@ -1,7 +1,7 @@
 //! Images on one node: the content store (blobs named by digest), image
 //! metadata (OCI and docker v2 schema 2 indexes, manifests, configs), the
 //! image records (name → manifest), and import/export of image archives.
-//! Registry pull is not here yet. Turning layers into filesystems belongs
+//! Registry pull is being built in [`registry`] (URLs and auth challenges so far). Turning layers into filesystems belongs
 //! to [`crate::snapshot`], which reads this store.
 //!
 //! The node daemon's `noderun image` verbs call [`ImageStore`]:
@@ -30,6 +30,7 @@ pub mod manifest;
 pub mod media;
 mod oci;
 pub mod records;
+pub mod registry;
 mod store;
 
 pub use content::{ContentError, ContentStore};
