@@ -155,6 +155,56 @@ impl ContentStore {
         Ok(actual)
     }
 
+    /// Where a resumable download of `digest` keeps its bytes so far. The
+    /// name is not a digest, so the blob list never shows it.
+    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(format!("partial-{}", digest.hex()))
+    }
+
+    /// Verify the finished partial download of `digest` (digest and size),
+    /// fsync it and rename it to its digest. On a mismatch the partial file
+    /// is removed, so the next attempt starts afresh.
+    pub fn commit_partial(&self, digest: &Digest, size: u64) -> Result<(), ContentError> {
+        let temp = self.partial_path(digest);
+        let result = self.verify_and_place(&temp, digest, size);
+        if matches!(
+            result,
+            Err(ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. })
+        ) {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn verify_and_place(
+        &self,
+        temp: &Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), ContentError> {
+        let file = File::open(temp).map_err(io_err("open", temp))?;
+        let reader = super::digest::DigestReader::new(io::BufReader::with_capacity(1 << 17, &file));
+        let (actual, len) = reader.finish().map_err(io_err("read", temp))?;
+        if len != size {
+            return Err(ContentError::SizeMismatch {
+                digest: *digest,
+                expected: size,
+                actual: len,
+            });
+        }
+        if actual != *digest {
+            return Err(ContentError::DigestMismatch {
+                expected: *digest,
+                actual,
+                size: len,
+            });
+        }
+        file.sync_all().map_err(io_err("fsync", temp))?;
+        let target = self.path(digest);
+        std::fs::rename(temp, &target).map_err(io_err("rename into place", &target))?;
+        atomic::sync_dir(&self.blobs).map_err(io_err("fsync", &self.blobs))
+    }
+
     /// The blob must be present with exactly `size` bytes.
     pub fn check(&self, digest: &Digest, size: u64) -> Result<(), ContentError> {
         let actual = self.size(digest)?;

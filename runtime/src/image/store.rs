@@ -113,6 +113,17 @@ impl ImageStore {
         Ok(records)
     }
 
+    /// Record images whose blobs are already in the content store (a
+    /// registry pull); an existing record of the same name is replaced.
+    pub(crate) fn insert_records(&self, records: &[ImageRecord]) -> Result<(), ImageError> {
+        self.records.update(|all| {
+            for record in records {
+                all.insert(record.name.clone(), record.clone());
+            }
+            Ok(())
+        })
+    }
+
     /// Every image record, by name.
     pub fn list(&self) -> Result<Vec<ImageRecord>, ImageError> {
         Ok(self.records.load()?.into_values().collect())
