@@ -20,6 +20,13 @@ pub enum ImageCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Pull an image from its registry (HTTP only to loopback registries).
+    Pull {
+        reference: String,
+        /// How many blobs download at once.
+        #[arg(long, default_value_t = 3)]
+        parallel: usize,
+    },
     /// Remove images by reference, then free what nothing needs any more.
     #[command(alias = "rm")]
     Remove {
@@ -50,6 +57,22 @@ pub fn run(state: &Path, command: &ImageCommand) -> Result<()> {
             for r in records {
                 println!("imported {} {}", r.name, r.manifest);
             }
+            Ok(())
+        }
+        ImageCommand::Pull {
+            reference,
+            parallel,
+        } => {
+            let options = noderun_runtime::image::registry::PullOptions {
+                credentials: None,
+                parallel: *parallel,
+            };
+            let report = noderun_runtime::image::registry::pull(&images, reference, &options)
+                .with_context(|| format!("pulling {reference}"))?;
+            println!(
+                "pulled {} {} ({} blobs, {} bytes transferred)",
+                report.record.name, report.record.manifest, report.blobs_fetched, report.bytes
+            );
             Ok(())
         }
         ImageCommand::Remove { refs } => {
