@@ -3,29 +3,10 @@
 //! remove both and prune, and refuse bad input without touching the store.
 
 use noderun_testkit::TempDir;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-/// The busybox OCI layout from scripts/make-busybox-image.sh, built once
-/// (the same one the snapshot tests use).
-fn busybox_layout() -> PathBuf {
-    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
-    LAYOUT
-        .get_or_init(|| {
-            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            let dir = repo.join("target/images/busybox-oci");
-            if !dir.join("index.json").exists() {
-                let status = Command::new(repo.join("scripts/make-busybox-image.sh"))
-                    .arg(&dir)
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "make-busybox-image.sh failed");
-            }
-            dir
-        })
-        .clone()
-}
+use noderun_testkit::busybox_layout;
 
 fn noderun(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_noderun"))

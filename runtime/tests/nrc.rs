@@ -97,6 +97,15 @@ impl Fixture {
         self.create_with(&[])
     }
 
+    /// Create and start the container, and wait until it runs.
+    fn create_and_start(&self) {
+        let out = self.create();
+        assert!(out.status.success(), "create: {}", stderr(&out));
+        let out = self.nrc(&["start", &self.id]);
+        assert!(out.status.success(), "start: {}", stderr(&out));
+        self.wait_status("running");
+    }
+
     /// `nrc create` with extra flags.
     fn create_with(&self, flags: &[&str]) -> Output {
         let log = self.dir.join("create.stderr");
@@ -875,9 +884,7 @@ fn exec_joins_the_running_container() {
         return;
     };
     f.edit(|c| c["hostname"] = json!("exec-box"));
-    assert!(f.create().status.success());
-    assert!(f.nrc(&["start", &f.id]).status.success());
-    f.wait_status("running");
+    f.create_and_start();
     let init = f.state().unwrap()["pid"].as_i64().unwrap();
 
     let script = "echo host=$(hostname); echo one=$(cat /proc/1/comm); \
@@ -979,6 +986,19 @@ fn exec_refuses_what_it_cannot_do() {
     f.assert_gone();
 }
 
+/// Everything a pty master yields until its slave side is gone (EIO).
+fn read_until_hangup(master: &mut std::fs::File) -> String {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match std::io::Read::read(master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 /// Accept one connection on `listener` and receive the pty master (and the
 /// slave's name) that nrc sends over it.
 fn receive_console(listener: std::os::unix::net::UnixListener) -> (std::fs::File, String) {
@@ -1023,16 +1043,7 @@ fn terminal_is_sent_to_the_console_socket() {
     let (mut master, name) = receiver.join().unwrap();
     assert!(name.starts_with("/dev/pts/"), "{name}");
     assert!(f.nrc(&["start", &f.id]).status.success());
-    // Read until the slave side is gone (EIO on a pty master).
-    let mut text = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match std::io::Read::read(&mut master, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&text);
+    let text = read_until_hangup(&mut master);
     assert!(text.contains(&name), "tty should print {name}: {text:?}");
     assert!(text.contains("stdin-is-a-tty"), "{text:?}");
     assert!(text.contains("done"), "{text:?}");
@@ -1073,9 +1084,7 @@ fn exec_with_a_terminal_sends_it_to_the_console_socket() {
     let Some(f) = Fixture::new(&["sleep", "1000"]) else {
         return;
     };
-    assert!(f.create().status.success());
-    assert!(f.nrc(&["start", &f.id]).status.success());
-    f.wait_status("running");
+    f.create_and_start();
     let socket = f.dir.join("exec-console.sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     let receiver = std::thread::spawn(move || receive_console(listener));
@@ -1091,15 +1100,7 @@ fn exec_with_a_terminal_sends_it_to_the_console_socket() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (mut master, name) = receiver.join().unwrap();
-    let mut text = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match std::io::Read::read(&mut master, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&text);
+    let text = read_until_hangup(&mut master);
     assert!(
         text.contains(&name) && text.contains("exec-done"),
         "{text:?}"

@@ -11,7 +11,7 @@ use noderun_runtime::snapshot::{
 use noderun_testkit::{privileged, MountGuard, TempDir};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, Barrier};
 use tar::EntryType;
 
 /// One tar entry, with any name and link bytes (hostile ones included).
@@ -81,25 +81,7 @@ fn layer(entries: &[Raw<'_>]) -> Vec<u8> {
     tar.into_inner().unwrap()
 }
 
-/// The busybox OCI layout from scripts/make-busybox-image.sh, built once.
-fn busybox_layout() -> PathBuf {
-    static LAYOUT: OnceLock<PathBuf> = OnceLock::new();
-    LAYOUT
-        .get_or_init(|| {
-            let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            let dir = repo.join("target/images/busybox-oci");
-            if !dir.join("index.json").exists() {
-                let script = repo.join("scripts/make-busybox-image.sh");
-                let status = std::process::Command::new(script)
-                    .arg(&dir)
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "make-busybox-image.sh failed");
-            }
-            dir
-        })
-        .clone()
-}
+use noderun_testkit::busybox_layout;
 
 struct Node {
     tmp: TempDir,

@@ -63,20 +63,7 @@ impl NsFile {
 /// Enter the namespace at `path`; the kernel refuses (EINVAL) when it is
 /// not of type `nstype`.
 pub fn setns_path(path: &Path, nstype: CloneFlags) -> Result<(), NsError> {
-    let fd = nix::fcntl::open(
-        path,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|errno| NsError::Open {
-        path: path.into(),
-        errno,
-    })?;
-    nix::sched::setns(&fd, nstype).map_err(|errno| NsError::Setns {
-        path: path.into(),
-        nstype,
-        errno,
-    })
+    NsFile::open(path, nstype)?.enter()
 }
 
 fn call<T>(op: &'static str, arg: impl ToString, r: nix::Result<T>) -> Result<T, NsError> {
