@@ -17,6 +17,7 @@
 //! The other writers wait for their answers, so concurrent writers share
 //! one fsync.
 
+use super::codec::{decode_object, encode};
 use super::watch::{WatchHub, Watcher};
 use super::{Change, ObjectKey, Preconditions, Store, StoreError, WatchFilter};
 use crate::store::error::Mismatch;
@@ -160,13 +161,6 @@ impl EmbeddedStore {
     }
 }
 
-fn encode<T: Serialize>(value: &T, key: &ObjectKey) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value).map_err(|source| StoreError::Encode {
-        key: key.clone(),
-        source,
-    })
-}
-
 fn backend<E>(op: &'static str, path: &Path, e: E) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -188,14 +182,6 @@ fn read_meta(
         .map_err(|e| backend("read meta", path, e))?
         .map(|v| v.value())
         .unwrap_or(0))
-}
-
-fn decode_object(bytes: &[u8], key: &str, path: &Path) -> Result<Object, StoreError> {
-    postcard::from_bytes(bytes).map_err(|source| StoreError::Corrupt {
-        what: format!("object {key}"),
-        path: path.to_owned(),
-        source,
-    })
 }
 
 fn decode_history(bytes: &[u8], revision: u64, path: &Path) -> Result<HistoryRecord, StoreError> {

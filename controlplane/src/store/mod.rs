@@ -46,6 +46,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+mod codec;
 pub mod embedded;
 mod error;
 #[cfg(test)]
