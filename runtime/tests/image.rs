@@ -1,7 +1,7 @@
 //! Image store tests on archives built here: the content store's
 //! verification, OCI layout import (directory and tar, multi-platform,
 //! names from annotations), `docker save` import, export round trips, and
-//! removal with garbage collection. No mounts: these need no root, but
+//! removal with garbage collection (partial downloads included). No mounts: these need no root, but
 //! run under the same rules (unique temp dirs removed on drop).
 
 use noderun_runtime::image::{ContentError, Digest, ImageError, ImageStore, PlatformSpec};
@@ -413,4 +413,32 @@ fn remove_then_gc_leaves_an_empty_store() {
         images.get("Bad Name"),
         Err(ImageError::InvalidName { .. })
     ));
+}
+
+#[test]
+fn gc_removes_partial_downloads_no_pull_holds() {
+    let tmp = TempDir::new("nr-imggc-partial").unwrap();
+    let images = store(&tmp);
+    let abandoned = Digest::of(b"abandoned");
+    let running = Digest::of(b"running");
+    std::fs::write(images.content().partial_path(&abandoned), b"half a layer").unwrap();
+    // A pull in progress holds its partial file locked.
+    let held = images.content().lock_partial(&running).unwrap();
+    held.file().write_all(b"still downloading").unwrap();
+
+    let sweep = images.gc().unwrap();
+    assert_eq!(sweep.partials_removed, 1, "{sweep:?}");
+    assert_eq!(sweep.bytes_removed, b"half a layer".len() as u64);
+    assert!(!images.content().partial_path(&abandoned).exists());
+    assert_eq!(
+        std::fs::read(images.content().partial_path(&running)).unwrap(),
+        b"still downloading",
+        "a held partial file is left alone"
+    );
+
+    // Once the pull is gone (its lock with it), the file is collected.
+    drop(held);
+    assert_eq!(images.gc().unwrap().partials_removed, 1);
+    assert!(!images.content().partial_path(&running).exists());
+    assert!(images.content().list().unwrap().is_empty());
 }

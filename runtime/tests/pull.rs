@@ -1,101 +1,23 @@
 //! Registry pull tests. Against Debian's `docker-registry` started here on
-//! 127.0.0.1 (a random free port, temp config and storage, killed and
-//! removed on drop) with an image pushed by `skopeo` from an OCI layout
-//! built here: pull by tag, again (a no-op), by digest, and resuming a
-//! partial blob. Against a tiny in-test HTTP server: Bearer token auth, and
+//! 127.0.0.1 (testkit's `Registry`: a random free port, temp config and
+//! storage, killed and removed on drop) with an image pushed by `skopeo`
+//! from an OCI layout built here: pull by tag, again (a no-op), by digest,
+//! resuming a partial blob, three pulls of one image at once (each blob
+//! fetched once), and a registry demanding Basic auth (none, wrong and
+//! right credentials). Against a tiny in-test HTTP server: Bearer token auth, and
 //! hostile answers (wrong digest, truncated body, huge manifest) refused
 //! with the content store left as it was. Run as root, like the suite.
 
-use noderun_runtime::image::registry::{pull, PullOptions};
+use noderun_runtime::image::registry::{pull, Credentials, PullOptions};
 use noderun_runtime::image::{Digest, ImageStore};
-use noderun_testkit::{privileged, ChildGuard, TempDir};
+use noderun_testkit::{blob_files, privileged, Registry, TempDir};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// Install docker-registry and skopeo through the project's package helper
-/// when they are missing.
-fn ensure_tools() {
-    if Path::new("/usr/bin/docker-registry").exists() && Path::new("/usr/bin/skopeo").exists() {
-        return;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/lib/packages.sh");
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg("source \"$1\" && ensure_debs docker-registry skopeo")
-        .arg("bash")
-        .arg(&script)
-        .status()
-        .expect("run ensure_debs");
-    assert!(
-        status.success(),
-        "installing docker-registry and skopeo failed"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "registry on port {port} never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A docker-registry process with its config and storage; killed and
-/// removed on drop (the ChildGuard drops before the TempDir).
-struct Registry {
-    _child: ChildGuard,
-    _dir: TempDir,
-    port: u16,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = TempDir::new("noderun-registry").unwrap();
-        let port = free_port();
-        let config = dir.join("config.yml");
-        std::fs::create_dir(dir.join("storage")).unwrap();
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.join("storage").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/bin/docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let guard = ChildGuard::new(child);
-        wait_listening(port);
-        Registry {
-            _child: guard,
-            _dir: dir,
-            port,
-        }
-    }
-}
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -183,29 +105,35 @@ fn write_layout(dir: &Path, built: &Built) {
     std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
-fn push(layout: &Path, port: u16) {
-    let out = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:v1", layout.display()))
-        .arg(format!("docker://127.0.0.1:{port}/ns/app:v1"))
-        .output()
-        .expect("run skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo copy failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn push(registry: &Registry, layout: &Path) {
+    registry.push(&format!("oci:{}:v1", layout.display()), "ns/app:v1");
 }
 
-fn store_files(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("content/blobs/sha256"))
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// A built image served by a fresh registry (Basic auth when `auth` is
+/// given) as `ns/app:v1`, and its reference there.
+struct Served {
+    tmp: TempDir,
+    built: Built,
+    registry: Registry,
+    name: String,
+}
+
+fn served(prefix: &str, auth: Option<(&str, &str)>) -> Served {
+    let tmp = TempDir::new(prefix).unwrap();
+    let built = build_image();
+    write_layout(&tmp.join("layout"), &built);
+    let registry = match auth {
+        Some((user, password)) => Registry::start_with_basic_auth(user, password),
+        None => Registry::start(),
+    };
+    push(&registry, &tmp.join("layout"));
+    let name = format!("{}/ns/app:v1", registry.host());
+    Served {
+        tmp,
+        built,
+        registry,
+        name,
+    }
 }
 
 #[test]
@@ -213,13 +141,12 @@ fn pull_from_docker_registry_by_tag_digest_again_and_resumed() {
     if !privileged() {
         return;
     }
-    ensure_tools();
-    let tmp = TempDir::new("noderun-pull").unwrap();
-    let built = build_image();
-    write_layout(&tmp.join("layout"), &built);
-    let registry = Registry::start();
-    push(&tmp.join("layout"), registry.port);
-    let name = format!("127.0.0.1:{}/ns/app:v1", registry.port);
+    let Served {
+        tmp,
+        built,
+        registry,
+        name,
+    } = served("noderun-pull", None);
 
     // By tag.
     let store = ImageStore::open(&tmp.join("a")).unwrap();
@@ -242,7 +169,7 @@ fn pull_from_docker_registry_by_tag_digest_again_and_resumed() {
     assert_eq!(again.record.manifest, manifest_digest);
 
     // By digest, into a fresh store.
-    let by_digest = format!("127.0.0.1:{}/ns/app@{manifest_digest}", registry.port);
+    let by_digest = format!("{}/ns/app@{manifest_digest}", registry.host());
     let fresh = ImageStore::open(&tmp.join("b")).unwrap();
     let r = pull(&fresh, &by_digest, &PullOptions::default()).unwrap();
     assert_eq!(r.record.manifest, manifest_digest);
@@ -485,7 +412,7 @@ fn bearer_token_auth_and_hostile_registries() {
         err.contains(&format!("127.0.0.1:{}", fake.port)) && err.contains("ns/app"),
         "{err}"
     );
-    let files = store_files(&tmp.join("wrong"));
+    let files = blob_files(&tmp.join("wrong"));
     assert!(
         !files.contains(&big.hex()),
         "the bad blob is not kept: {files:?}"
@@ -534,6 +461,99 @@ fn bearer_token_auth_and_hostile_registries() {
         err.contains("larger than") && err.contains("HTTP 200"),
         "{err}"
     );
-    assert!(store_files(&tmp.join("huge")).is_empty());
+    assert!(blob_files(&tmp.join("huge")).is_empty());
     assert!(store.list().unwrap().is_empty());
+}
+
+/// The blob directory's files and the image records, to show a refused
+/// pull left the store as it was.
+fn store_state(root: &Path, store: &ImageStore) -> (Vec<String>, Vec<String>) {
+    let names = store.list().unwrap().into_iter().map(|r| r.name).collect();
+    (blob_files(root), names)
+}
+
+#[test]
+fn basic_auth_registry_needs_the_right_credentials() {
+    if !privileged() {
+        return;
+    }
+    let Served {
+        tmp,
+        registry,
+        name,
+        ..
+    } = served("noderun-pull-basic", Some(("alice", "s3cret-pw")));
+    let root = tmp.join("store");
+    let store = ImageStore::open(&root).unwrap();
+    let empty = store_state(&root, &store);
+
+    // No credentials: told to log in, nothing stored.
+    let err = pull(&store, &name, &PullOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unauthorized")
+            && err.contains(&registry.host())
+            && err.contains("--username"),
+        "{err}"
+    );
+    assert_eq!(store_state(&root, &store), empty);
+
+    // Wrong password: "unauthorized", naming registry and user; nothing stored.
+    let wrong = PullOptions {
+        credentials: Some(Credentials::new("alice", "wrong").unwrap()),
+        ..PullOptions::default()
+    };
+    let err = pull(&store, &name, &wrong).unwrap_err().to_string();
+    assert!(
+        err.contains("unauthorized")
+            && err.contains(&registry.host())
+            && err.contains("\"alice\"")
+            && !err.contains("wrong"),
+        "{err}"
+    );
+    assert_eq!(store_state(&root, &store), empty);
+
+    // Right credentials: the image arrives whole.
+    let right = PullOptions {
+        credentials: Some(Credentials::new("alice", "s3cret-pw").unwrap()),
+        ..PullOptions::default()
+    };
+    let report = pull(&store, &name, &right).unwrap();
+    assert_eq!(report.blobs_fetched, 4, "config and three layers");
+    assert_eq!(store.image(&name).unwrap().blobs().len(), 5);
+}
+
+#[test]
+fn concurrent_pulls_of_one_image_into_one_store_share_the_downloads() {
+    if !privileged() {
+        return;
+    }
+    let Served {
+        tmp,
+        built,
+        name,
+        registry: _registry,
+    } = served("noderun-pull-twice", None);
+    let root = tmp.join("store");
+    let store = ImageStore::open(&root).unwrap();
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let pulls: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| pull(&store, &name, &PullOptions::default()).unwrap()))
+            .collect();
+        pulls.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    let fetched: usize = reports.iter().map(|r| r.blobs_fetched).sum();
+    assert_eq!(fetched, 4, "each blob downloaded once in all: {reports:?}");
+    for d in built.layers.iter().chain([&built.config]) {
+        assert_eq!(
+            std::fs::read(store.content().path(d)).unwrap(),
+            built.blobs[d]
+        );
+    }
+    let files = blob_files(&root);
+    assert!(
+        files.iter().all(|f| Digest::from_hex(f).is_ok()),
+        "no partial files left: {files:?}"
+    );
 }

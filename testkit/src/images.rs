@@ -22,3 +22,24 @@ pub fn busybox_layout() -> PathBuf {
         })
         .clone()
 }
+
+/// The file names in an image store's blob directory
+/// (`<root>/content/blobs/sha256`), sorted; empty when it does not exist.
+/// Comparing them before and after shows whether a refused command left
+/// blobs or partial files behind.
+pub fn blob_files(store_root: &Path) -> Vec<String> {
+    let dir = store_root.join("content/blobs/sha256");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.map(|e| {
+                e.expect("read the blob directory")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -5,12 +5,22 @@
 //! digest, so a blob never exists under a name that does not match its
 //! bytes. Which blobs are still needed is decided elsewhere (garbage
 //! collection marks from the image records); this store only keeps bytes.
+//!
+//! A registry download writes `partial-<hex>` while holding an exclusive
+//! flock on it ([`ContentStore::lock_partial`]); a partial file nobody
+//! holds was left by an abandoned pull, and
+//! [`ContentStore::remove_abandoned_partials`] removes it.
 
 use super::atomic;
 use super::digest::{Digest, DigestWriter};
-use std::fs::File;
+use super::lockfile::{FileLock, LockMode};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// The name prefix of resumable downloads in the blob directory.
+const PARTIAL_PREFIX: &str = "partial-";
 
 /// What went wrong in the content store, and on which blob or path.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +168,66 @@ impl ContentStore {
     /// Where a resumable download of `digest` keeps its bytes so far. The
     /// name is not a digest, so the blob list never shows it.
     pub fn partial_path(&self, digest: &Digest) -> PathBuf {
-        self.blobs.join(format!("partial-{}", digest.hex()))
+        self.blobs.join(format!("{PARTIAL_PREFIX}{}", digest.hex()))
+    }
+
+    /// Open (creating if needed) the partial file of `digest` and hold an
+    /// exclusive lock on it, waiting for another download of the same blob
+    /// to finish first. Write through [`FileLock::file`]; the lock goes
+    /// with the guard. The file locked is the one at the path (a collector
+    /// may unlink it between our open and our lock: then it is reopened).
+    pub fn lock_partial(&self, digest: &Digest) -> Result<FileLock, ContentError> {
+        let path = self.partial_path(digest);
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_err("open", &path))?;
+            let lock = FileLock::lock_file(file, &path, LockMode::Exclusive, true)
+                .map_err(|e| io_err("lock", &path)(e.source))?
+                .ok_or_else(|| io_err("lock", &path)(io::ErrorKind::WouldBlock.into()))?;
+            if still_at(&lock, &path)? {
+                return Ok(lock);
+            }
+        }
+    }
+
+    /// Remove the partial files no running download holds (left by pulls
+    /// that were interrupted); returns how many and their bytes.
+    pub fn remove_abandoned_partials(&self) -> Result<(usize, u64), ContentError> {
+        let (mut removed, mut bytes) = (0, 0);
+        for name in self.names()? {
+            if !name.starts_with(PARTIAL_PREFIX) {
+                continue;
+            }
+            let path = self.blobs.join(&name);
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("open", &path)(e)),
+            };
+            let Some(lock) = FileLock::lock_file(file, &path, LockMode::Exclusive, false)
+                .map_err(|e| io_err("lock", &path)(e.source))?
+            else {
+                continue;
+            };
+            if !still_at(&lock, &path)? {
+                continue;
+            }
+            let size = lock.file().metadata().map_err(io_err("stat", &path))?.len();
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    removed += 1;
+                    bytes += size;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &path)(e)),
+            }
+        }
+        Ok((removed, bytes))
     }
 
     /// Verify the finished partial download of `digest` (digest and size),
@@ -306,5 +375,16 @@ impl ContentStore {
         } else {
             io_err(op, path)(e)
         }
+    }
+}
+
+/// Whether the file `lock` holds is still the one named `path` (not
+/// unlinked or replaced since it was opened).
+fn still_at(lock: &FileLock, path: &Path) -> Result<bool, ContentError> {
+    let held = lock.file().metadata().map_err(io_err("stat", path))?;
+    match std::fs::metadata(path) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("stat", path)(e)),
     }
 }

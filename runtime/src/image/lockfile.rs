@@ -2,7 +2,9 @@
 //! opened afresh for each lock so that two threads of one process exclude
 //! each other too (flock locks belong to the open file, not the process).
 //! Used by the image records (one writer at a time) and the snapshotter
-//! (one unpacker per layer; creators shared, removers exclusive).
+//! (one unpacker per layer; creators shared, removers exclusive), and by
+//! registry pulls on the partial file of each download (one writer per
+//! blob; garbage collection removes only partial files nobody holds).
 
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
@@ -30,7 +32,7 @@ pub enum LockMode {
 #[derive(Debug)]
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct FileLock {
-    _flock: Flock<File>,
+    flock: Flock<File>,
 }
 
 impl FileLock {
@@ -48,11 +50,36 @@ impl FileLock {
             .mode(0o600)
             .open(path)
             .map_err(err)?;
-        let arg = match mode {
-            LockMode::Shared => FlockArg::LockShared,
-            LockMode::Exclusive => FlockArg::LockExclusive,
+        let lock = FileLock::lock_file(file, path, mode, true)?;
+        Ok(lock.expect("a blocking flock returns only when held"))
+    }
+
+    /// Lock the open `file` (at `path`, for errors) in `mode`. With `wait`
+    /// false, `Ok(None)` when another open file holds a conflicting lock.
+    pub fn lock_file(
+        file: File,
+        path: &Path,
+        mode: LockMode,
+        wait: bool,
+    ) -> Result<Option<FileLock>, LockError> {
+        let arg = match (mode, wait) {
+            (LockMode::Shared, true) => FlockArg::LockShared,
+            (LockMode::Exclusive, true) => FlockArg::LockExclusive,
+            (LockMode::Shared, false) => FlockArg::LockSharedNonblock,
+            (LockMode::Exclusive, false) => FlockArg::LockExclusiveNonblock,
         };
-        let flock = Flock::lock(file, arg).map_err(|(_, errno)| err(errno.into()))?;
-        Ok(FileLock { _flock: flock })
+        match Flock::lock(file, arg) {
+            Ok(flock) => Ok(Some(FileLock { flock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if !wait => Ok(None),
+            Err((_, errno)) => Err(LockError {
+                path: path.into(),
+                source: errno.into(),
+            }),
+        }
+    }
+
+    /// The locked file, for reading and writing through it.
+    pub fn file(&self) -> &File {
+        &self.flock
     }
 }

@@ -1,7 +1,7 @@
 //! Images on one node: the content store (blobs named by digest), image
 //! metadata (OCI and docker v2 schema 2 indexes, manifests, configs), the
 //! image records (name → manifest), and import/export of image archives.
-//! Registry pull is being built in [`registry`] (URLs and auth challenges so far). Turning layers into filesystems belongs
+//! Registry pull is [`registry`]. Turning layers into filesystems belongs
 //! to [`crate::snapshot`], which reads this store.
 //!
 //! The node daemon's `noderun image` verbs call [`ImageStore`]:
@@ -11,10 +11,15 @@
 //! - `remove NAME` → [`ImageStore::remove`] (blobs go at the next
 //!   collection: `snapshot::collect_garbage`, or [`ImageStore::gc`]).
 //! - `export NAME... -o FILE` → [`ImageStore::export`] (an OCI layout tar).
+//! - `pull REF [--username U --password-stdin]` → [`registry::pull`].
+//! - `prune` → `snapshot::collect_garbage`: unneeded blobs and snapshots,
+//!   and partial downloads no running pull holds.
 //!
 //! On disk, under the store's root:
 //! ```text
 //! content/blobs/sha256/<hex>   blobs, each named by the digest of its bytes
+//! content/blobs/sha256/partial-<hex>  a download in progress (flock held)
+//!                              or abandoned (collected)
 //! images.json                  {"version":1,"images":{name: record}}
 //! images.lock, gc.lock         flock(2) lock files
 //! ```

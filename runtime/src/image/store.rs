@@ -37,6 +37,9 @@ pub struct BlobSweep {
     pub blobs_removed: usize,
     pub bytes_removed: u64,
     pub temps_removed: usize,
+    /// Partial downloads removed (no pull held them); their bytes are in
+    /// `bytes_removed`.
+    pub partials_removed: usize,
 }
 
 impl ImageStore {
@@ -177,11 +180,15 @@ impl ImageStore {
             .collect()
     }
 
-    /// Delete every blob not in `keep`, and abandoned temporary files. The
-    /// caller holds [`ImageStore::lock_for_gc`].
+    /// Delete every blob not in `keep`, abandoned temporary files and the
+    /// partial downloads no pull holds. The caller holds
+    /// [`ImageStore::lock_for_gc`].
     pub fn sweep_blobs(&self, keep: &BTreeSet<Digest>) -> Result<BlobSweep, ImageError> {
+        let (partials_removed, partial_bytes) = self.content.remove_abandoned_partials()?;
         let mut sweep = BlobSweep {
             temps_removed: self.content.remove_abandoned_temps()?,
+            partials_removed,
+            bytes_removed: partial_bytes,
             ..BlobSweep::default()
         };
         for digest in self.content.list()? {

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use noderun_runtime::image::registry::{self, Credentials, PullOptions};
 use noderun_runtime::image::ImageStore;
 use noderun_runtime::snapshot::{collect_garbage, Snapshotter};
 use std::path::{Path, PathBuf};
@@ -21,11 +22,26 @@ pub enum ImageCommand {
         name: Option<String>,
     },
     /// Pull an image from its registry (HTTP only to loopback registries).
+    ///
+    /// Credentials, when the registry asks for them: --username with the
+    /// password on stdin, else NODERUN_REGISTRY_AUTH=user:password, else the
+    /// registry's `auths` entry in $DOCKER_CONFIG/config.json or
+    /// ~/.docker/config.json.
+    ///
+    /// Example: echo "$PW" | noderun image pull --username alice --password-stdin 127.0.0.1:5000/ns/app:v1
+    #[command(verbatim_doc_comment)]
     Pull {
+        /// The image: `busybox`, `127.0.0.1:5000/ns/app:v1`, `repo@sha256:...`.
         reference: String,
         /// How many blobs download at once.
         #[arg(long, default_value_t = 3)]
         parallel: usize,
+        /// The user to log in as (with --password-stdin).
+        #[arg(long, short = 'u', requires = "password_stdin")]
+        username: Option<String>,
+        /// Read the password from standard input (one line).
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
     },
     /// Remove images by reference, then free what nothing needs any more.
     #[command(alias = "rm")]
@@ -41,7 +57,8 @@ pub enum ImageCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Remove blobs and snapshots no image or container needs.
+    /// Remove blobs and snapshots no image or container needs, and the
+    /// partial downloads of pulls that were interrupted.
     Prune,
 }
 
@@ -62,19 +79,9 @@ pub fn run(state: &Path, command: &ImageCommand) -> Result<()> {
         ImageCommand::Pull {
             reference,
             parallel,
-        } => {
-            let options = noderun_runtime::image::registry::PullOptions {
-                credentials: None,
-                parallel: *parallel,
-            };
-            let report = noderun_runtime::image::registry::pull(&images, reference, &options)
-                .with_context(|| format!("pulling {reference}"))?;
-            println!(
-                "pulled {} {} ({} blobs, {} bytes transferred)",
-                report.record.name, report.record.manifest, report.blobs_fetched, report.bytes
-            );
-            Ok(())
-        }
+            username,
+            password_stdin: _,
+        } => pull(&images, reference, *parallel, username.as_deref()),
         ImageCommand::Remove { refs } => {
             for r in refs {
                 let record = images.remove(r).with_context(|| format!("removing {r}"))?;
@@ -103,6 +110,44 @@ pub fn run(state: &Path, command: &ImageCommand) -> Result<()> {
     }
 }
 
+fn pull(images: &ImageStore, reference: &str, parallel: usize, user: Option<&str>) -> Result<()> {
+    let options = PullOptions {
+        credentials: credentials(reference, user)?,
+        parallel,
+    };
+    let report = registry::pull(images, reference, &options)
+        .with_context(|| format!("pulling {reference}"))?;
+    println!(
+        "pulled {} {} ({} blobs, {} bytes transferred)",
+        report.record.name, report.record.manifest, report.blobs_fetched, report.bytes
+    );
+    Ok(())
+}
+
+/// The credentials for `reference`'s registry: `user` with the password
+/// read from stdin, else the environment, else the docker config.
+fn credentials(reference: &str, user: Option<&str>) -> Result<Option<Credentials>> {
+    let explicit = match user {
+        Some(user) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            Some(Credentials::new(user, password)?)
+        }
+        None => None,
+    };
+    let registry = registry::registry_of(reference)?;
+    let env = std::env::var(registry::AUTH_ENV).ok();
+    let config = Credentials::docker_config_path(
+        std::env::var_os("DOCKER_CONFIG").as_deref().map(Path::new),
+        std::env::var_os("HOME").as_deref().map(Path::new),
+    );
+    Credentials::resolve(explicit, env.as_deref(), config.as_deref(), &registry)
+        .with_context(|| format!("finding credentials for {registry}"))
+}
+
 fn list(images: &ImageStore) -> Result<()> {
     let mut rows = vec![[
         "REFERENCE".to_string(),
@@ -128,8 +173,9 @@ fn prune(state: &Path, images: &ImageStore) -> Result<()> {
         .with_context(|| format!("opening the snapshotter under {}", state.display()))?;
     let report = collect_garbage(images, &snapshots).context("garbage collection")?;
     println!(
-        "freed {} blobs ({}), {} snapshots",
+        "freed {} blobs, {} partial downloads ({}), {} snapshots",
         report.blobs.blobs_removed,
+        report.blobs.partials_removed,
         human_size(report.blobs.bytes_removed),
         report.snapshots_removed + report.orphans_removed
     );

@@ -1,12 +1,14 @@
 //! Downloading one blob into the content store, resumably: bytes go to the
-//! store's partial file for that digest; a partial file left by an
-//! interrupted pull is continued with a `Range` request, and the whole
-//! file is verified (size and sha256) before it is renamed to its digest.
+//! store's partial file for that digest, held under an exclusive flock for
+//! the whole download (a second pull of the same blob waits, then finds it
+//! present; garbage collection leaves a held partial file alone); a
+//! partial file left by an interrupted pull is continued with a `Range`
+//! request, and the whole file is verified (size and sha256) before it is
+//! renamed to its digest.
 
 use super::http::Client;
 use super::RegistryError;
 use crate::image::{ContentStore, Digest};
-use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 /// Make blob `digest` of `size` bytes present in `content`. Returns the
@@ -30,13 +32,14 @@ pub fn fetch(
             source,
         }
     };
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(false)
-        .write(true)
-        .truncate(false)
-        .open(&partial)
-        .map_err(io_err("open"))?;
+    let lock = content.lock_partial(digest)?;
+    if content.exists(digest) {
+        // Another pull finished it while this one waited for the lock.
+        let _ = std::fs::remove_file(&partial);
+        content.check(digest, size)?;
+        return Ok(0);
+    }
+    let mut file = lock.file();
     let mut have = file.metadata().map_err(io_err("stat"))?.len();
     if have > size {
         file.set_len(0).map_err(io_err("truncate"))?;
@@ -63,7 +66,6 @@ pub fn fetch(
         })?;
         file.flush().map_err(io_err("write"))?;
     }
-    drop(file);
     content
         .commit_partial(digest, size)
         .map_err(|source| RegistryError::Blob {
@@ -72,5 +74,6 @@ pub fn fetch(
             digest: *digest,
             source: Box::new(source),
         })?;
+    drop(lock);
     Ok(transferred)
 }

@@ -4,25 +4,13 @@
 //! status.
 
 use super::challenge::{pull_scope, Challenge};
+use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::RegistryError;
 use std::sync::Mutex;
 use std::time::Duration;
 use ureq::http::Response;
 use ureq::Body;
-
-/// A user name and password for Basic auth or for the token endpoint.
-#[derive(Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({}, <password>)", self.username)
-    }
-}
 
 /// A client for one repository of one registry.
 #[derive(Debug)]
@@ -82,11 +70,11 @@ impl Client {
             registry: self.endpoint.registry.clone(),
             source,
         })?;
-        let authorization = self.authorize(&challenge)?;
+        let authorization = self.authorize(&challenge, url)?;
         *self.lock() = Some(authorization);
         let response = self.send(url, accept, range_from)?;
         if response.status().as_u16() == 401 {
-            return Err(self.status_error(url, 401, "still unauthorized after authenticating"));
+            return Err(self.refused(url));
         }
         Ok(response)
     }
@@ -120,19 +108,11 @@ impl Client {
         })
     }
 
-    /// The `Authorization` value that answers `challenge`.
-    fn authorize(&self, challenge: &Challenge) -> Result<String, RegistryError> {
-        let basic = self.credentials.as_ref().map(|c| {
-            format!(
-                "Basic {}",
-                base64(format!("{}:{}", c.username, c.password).as_bytes())
-            )
-        });
+    /// The `Authorization` value that answers `challenge` (sent for `url`).
+    fn authorize(&self, challenge: &Challenge, url: &str) -> Result<String, RegistryError> {
+        let basic = self.credentials.as_ref().map(Credentials::basic_header);
         let Some(token_url) = challenge.token_url(&pull_scope(&self.endpoint.repository)) else {
-            return basic.ok_or_else(|| RegistryError::NeedsCredentials {
-                registry: self.endpoint.registry.clone(),
-                repository: self.endpoint.repository.clone(),
-            });
+            return basic.ok_or_else(|| self.refused(url));
         };
         let realm_host_ok = token_url.starts_with("https://")
             || url_host(&token_url).is_some_and(super::endpoint::is_loopback);
@@ -153,6 +133,9 @@ impl Client {
             source: Box::new(source),
         })?;
         let status = response.status().as_u16();
+        if matches!(status, 401 | 403) {
+            return Err(self.refused(&token_url));
+        }
         if status != 200 {
             return Err(self.status_error(&token_url, status, "the token endpoint refused"));
         }
@@ -186,6 +169,25 @@ impl Client {
         Ok(format!("Bearer {token}"))
     }
 
+    /// The registry (or its token endpoint at `url`) said no: to the
+    /// credentials given, or for want of any.
+    fn refused(&self, url: &str) -> RegistryError {
+        let registry = self.endpoint.registry.clone();
+        let repository = self.endpoint.repository.clone();
+        match &self.credentials {
+            Some(c) => RegistryError::Unauthorized {
+                registry,
+                repository,
+                username: c.username.clone(),
+                url: url.into(),
+            },
+            None => RegistryError::NeedsCredentials {
+                registry,
+                repository,
+            },
+        }
+    }
+
     /// An error about `url` with HTTP `status` (0: no status).
     pub fn status_error(&self, url: &str, status: u16, reason: &str) -> RegistryError {
         RegistryError::Status {
@@ -208,46 +210,9 @@ fn url_host(url: &str) -> Option<&str> {
     authority.split(':').next()
 }
 
-/// Standard base64 with padding.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
-    }
 
     #[test]
     fn url_hosts() {

@@ -5,6 +5,8 @@
 //!   manifest/blob URLs, and whether plain HTTP is allowed (loopback only).
 //! - [`challenge`]: parsing `WWW-Authenticate` challenges (Bearer and Basic)
 //!   and building the token request they ask for.
+//! - [`credentials`]: user and password, given, from `NODERUN_REGISTRY_AUTH`
+//!   or from a docker `config.json` `auths` entry ([`base64`] for both).
 //! - [`http`]: the client: anonymous first, then a Bearer token or Basic
 //!   credentials on a 401, with the token shared by the download workers.
 //! - [`blob`]: one blob into the content store, resumable with `Range`,
@@ -12,16 +14,19 @@
 //! - [`pull`]: reference → manifest (platform from an index) → config and
 //!   layers in parallel → image check → record.
 
+pub mod base64;
 pub mod blob;
 pub mod challenge;
+pub mod credentials;
 pub mod endpoint;
 pub mod http;
 pub mod pull;
 
 pub use challenge::{Challenge, ChallengeError};
+pub use credentials::{Credentials, CredentialsError, AUTH_ENV};
 pub use endpoint::{Endpoint, EndpointError};
-pub use http::{Client, Credentials};
-pub use pull::{pull, PullOptions, PullReport, MAX_MANIFEST};
+pub use http::Client;
+pub use pull::{pull, registry_of, PullOptions, PullReport, MAX_MANIFEST};
 
 use crate::image::{ContentError, Digest, ImageError};
 use std::path::PathBuf;
@@ -44,10 +49,17 @@ pub enum RegistryError {
         #[source]
         source: ChallengeError,
     },
-    #[error("registry {registry} wants credentials for {repository} and none were given")]
+    #[error("unauthorized: registry {registry} wants credentials for {repository} and none were given; log in with --username and --password-stdin, {}=user:password, or an auths entry in the docker config.json", credentials::AUTH_ENV)]
     NeedsCredentials {
         registry: String,
         repository: String,
+    },
+    #[error("unauthorized: registry {registry} refused the credentials of user {username:?} for {repository} (GET {url}); check the user name and password")]
+    Unauthorized {
+        registry: String,
+        repository: String,
+        username: String,
+        url: String,
     },
     #[error("registry {registry}: GET {url}: {source}")]
     Http {

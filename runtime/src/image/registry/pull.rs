@@ -3,8 +3,9 @@
 //! into the content store, check the image and record its name.
 
 use super::blob;
+use super::credentials::Credentials;
 use super::endpoint::Endpoint;
-use super::http::{Client, Credentials};
+use super::http::Client;
 use super::RegistryError;
 use crate::image::manifest::{self, descriptor_digest};
 use crate::image::media::{self, Kind};
@@ -53,6 +54,20 @@ pub struct PullReport {
     pub blobs_fetched: usize,
 }
 
+/// The registry `name` is pulled from, as credentials are keyed
+/// (`docker.io`, `127.0.0.1:5000`).
+pub fn registry_of(name: &str) -> Result<String, RegistryError> {
+    let reference = parse(name)?;
+    Ok(reference.domain().to_string())
+}
+
+fn parse(name: &str) -> Result<ImageRef, RegistryError> {
+    ImageRef::parse(name).map_err(|source| RegistryError::Name {
+        name: name.into(),
+        source,
+    })
+}
+
 /// Pull `name` (parsed like docker) into `store` and record it under its
 /// normalized name.
 pub fn pull(
@@ -60,10 +75,7 @@ pub fn pull(
     name: &str,
     options: &PullOptions,
 ) -> Result<PullReport, RegistryError> {
-    let reference = ImageRef::parse(name).map_err(|source| RegistryError::Name {
-        name: name.into(),
-        source,
-    })?;
+    let reference = parse(name)?;
     let endpoint = Endpoint::of(&reference)?;
     let client = Client::new(endpoint, options.credentials.clone());
     let _pin = store.pin()?;
