@@ -4,7 +4,10 @@
 # shape, same machine, one run. Each plugin gets its own "node" network
 # namespace (its bridge lives there, never on the host) and N pod
 # namespaces; every ADD, then every DEL, is timed as a runtime would run
-# it (exec of the plugin binary with CNI_* env and the config on stdin).
+# it (posix_spawn of the plugin binary with CNI_* env and the config on
+# stdin, until it exits: scripts/lib/cni-bench-loop.py). Both keep their
+# IPAM state (dataDir) in one temp dir under NODERUN_BENCH_DIR (default
+# /run, where netplug keeps it by default).
 # Reports ADD and DEL medians and p95 per plugin and netplug's ratio,
 # first one call at a time, then PARALLEL at a time (as a node starting
 # many pods at once).
@@ -24,7 +27,7 @@ cargo build --release --quiet -p noderun-netplug --bin netplug
 netplug=$PWD/target/release/netplug
 reference=/usr/lib/cni/bridge
 
-work=$(mktemp -d /tmp/noderun-bench-cni.XXXXXX)
+work=$(mktemp -d "${NODERUN_BENCH_DIR:-/run}/noderun-bench-cni.XXXXXX")
 cleanup() {
   local tag i
   for tag in np ref; do
@@ -51,7 +54,7 @@ setup() { # TAG
 
 run() { # TAG PLUGIN CNI_PATH PARALLEL
   local tag=$1
-  ip netns exec "nr-bcni-node-$tag" scripts/lib/cni-bench-loop.sh \
+  ip netns exec "nr-bcni-node-$tag" scripts/lib/cni-bench-loop.py \
     "$2" "$3" "$work/config-$tag.json" "$tag" "$n" "$4" >"$work/times-$tag"
   [ "$(wc -l <"$work/times-$tag")" -eq $((2 * n)) ] || { echo "$tag: calls failed" >&2; exit 1; }
 }

@@ -8,8 +8,10 @@ use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-/// Where networks keep their IPAM state unless told otherwise.
-pub const DEFAULT_STATE_ROOT: &str = "/var/lib/noderun/netplug";
+/// Where networks keep their IPAM state unless told otherwise: under
+/// `/run`, as the allocations last only as long as the boot (see
+/// [`crate::store`]); on most hosts `/run` is a tmpfs.
+pub const DEFAULT_STATE_ROOT: &str = "/run/noderun/netplug";
 /// The longest interface name Linux accepts (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
 /// The prefix of every host-side veth netplug makes.

@@ -267,7 +267,7 @@ fn bad_input_gets_the_spec_error_and_leaks_nothing() {
         );
     }
     assert!(link_in(&pod, "eth0").is_none());
-    let state = std::fs::read_to_string(h.state.path().join("pods/state.json")).unwrap_or_default();
+    let state = common::ipam_state_text(h.state.path(), "pods");
     assert!(
         !state.contains("\"bad\""),
         "an address was left allocated: {state}"
@@ -293,7 +293,7 @@ fn an_exhausted_range_is_no_addresses_and_gc_frees_leaked_ips() {
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "full-4", "ifname": "eth0"}]);
     let out = h.invoke("GC", "", None, &gc);
     assert!(out.ok, "GC: {}", out.raw);
-    let state = std::fs::read_to_string(h.state.path().join("pods/state.json")).unwrap();
+    let state = common::ipam_state_text(h.state.path(), "pods");
     for n in 0..4 {
         assert!(
             !state.contains(&format!("\"full-{n}\"")),

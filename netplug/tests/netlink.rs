@@ -121,3 +121,34 @@ fn addresses_and_routes_read_back() {
         .iter()
         .any(|r| r.destination == Some((ip("fd00:9::"), 64))));
 }
+
+/// The inode of the calling thread's network namespace.
+fn thread_netns() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+}
+
+#[test]
+fn entering_a_namespace_puts_the_thread_back_even_on_panic() {
+    if !noderun_testkit::privileged() {
+        return;
+    }
+    let ns = NetnsGuard::new("nr-nl-enter").unwrap();
+    let target = Netns::open(ns.path()).unwrap();
+    let home = thread_netns();
+    let inside = target.enter(thread_netns).unwrap();
+    assert_ne!(inside, home, "the closure did not run in the namespace");
+    assert_eq!(thread_netns(), home, "the thread was not put back");
+
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        target.enter(|| panic!("inside")).ok();
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(thread_netns(), home, "a panic left the thread inside");
+
+    // A socket opened inside stays there: the pod's lo is what it sees.
+    let mut nl = noderun_netplug::netlink::Netlink::open_in(&target).unwrap();
+    assert_eq!(thread_netns(), home);
+    assert!(nl.link("lo").unwrap().is_some());
+    assert!(nl.link("eth0").unwrap().is_none());
+}

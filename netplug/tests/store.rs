@@ -107,7 +107,7 @@ fn state_survives_reopening_and_a_torn_temp_file() {
     assert_eq!(store.lookup(&owner).unwrap(), Some(first));
     let second = store.allocate(&Owner::new("pod-2", "eth0")).unwrap();
     assert_ne!(first, second);
-    let text = std::fs::read_to_string(net_dir.join("state.json")).unwrap();
+    let text = std::fs::read_to_string(store.state_path()).unwrap();
     assert!(text.starts_with("{\"version\":1,"), "{text}");
     assert!(
         text.contains("\"10.250.0.2\":{\"container_id\":\"pod-1\""),
@@ -119,7 +119,7 @@ fn state_survives_reopening_and_a_torn_temp_file() {
 fn a_corrupt_state_file_is_refused_by_path() {
     let dir = TempDir::new("netplug-store").unwrap();
     let store = IpamStore::open(dir.path(), "pods", range("10.250.0.0/24")).unwrap();
-    let state_file = dir.join("pods").join("state.json");
+    let state_file = store.state_path().to_path_buf();
     for (content, why) in [
         (&b"not json"[..], "expected"),
         (
@@ -136,6 +136,48 @@ fn a_corrupt_state_file_is_refused_by_path() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn a_reboot_starts_from_an_empty_state_and_removes_the_old_one() {
+    let dir = TempDir::new("netplug-store").unwrap();
+    let owner = Owner::new("pod-1", "eth0");
+    let before =
+        IpamStore::open_for_boot(dir.path(), "pods", range("10.250.0.0/24"), "aaaa-1111").unwrap();
+    let old_ip = before.allocate(&owner).unwrap();
+    // What a machine crash could leave of a file written without fsync.
+    let torn = before.state_path().to_path_buf();
+    std::fs::write(&torn, b"{\"version\":1,\"allo").unwrap();
+    // A state file of the netplug versions before boot-scoped state.
+    std::fs::write(dir.join("pods").join("state.json"), b"{}").unwrap();
+
+    let after =
+        IpamStore::open_for_boot(dir.path(), "pods", range("10.250.0.0/24"), "bbbb-2222").unwrap();
+    assert_ne!(after.state_path(), torn.as_path());
+    // The old boot's pods are gone, and so are their addresses: nothing
+    // is held, and the torn file is neither read nor an error.
+    assert_eq!(after.lookup(&owner).unwrap(), None);
+    assert!(after.state().unwrap().allocations.is_empty());
+    // The first change of the new boot removes the old boots' files.
+    let new_ip = after.allocate(&Owner::new("pod-2", "eth0")).unwrap();
+    assert_eq!(new_ip, old_ip, "the range starts over");
+    assert!(!torn.exists(), "the old boot's state is still there");
+    assert!(!dir.join("pods").join("state.json").exists());
+    assert!(after.state_path().exists());
+}
+
+#[test]
+fn the_running_boot_is_the_kernels() {
+    let dir = TempDir::new("netplug-store").unwrap();
+    let store = IpamStore::open(dir.path(), "pods", range("10.250.0.0/24")).unwrap();
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let name = store
+        .state_path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(name, format!("state-{}.json", boot_id.trim()));
 }
 
 #[test]

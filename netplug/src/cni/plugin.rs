@@ -131,7 +131,9 @@ pub fn from_pod_error(err: PodNetworkError) -> CniError {
             } => code::NO_ADDRESSES,
             StoreError::Ipam { .. } | StoreError::BadNetworkName(_) => code::INVALID_NETWORK_CONFIG,
             StoreError::Lock { .. } => code::TRY_AGAIN_LATER,
-            StoreError::Io { .. } | StoreError::Corrupt { .. } => code::IO_FAILURE,
+            StoreError::Io { .. } | StoreError::Corrupt { .. } | StoreError::BadBootId { .. } => {
+                code::IO_FAILURE
+            }
         },
         PodNetworkError::Netns(NetnsError::Open { .. }) => code::UNKNOWN_CONTAINER,
         PodNetworkError::Netns(_)

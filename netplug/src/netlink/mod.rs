@@ -130,10 +130,11 @@ impl Netlink {
         })
     }
 
-    /// A socket in `netns`, opened by a thread that joins it; the socket
-    /// stays in that namespace whichever thread uses it afterwards.
+    /// A socket in `netns`, opened while the calling thread is briefly in
+    /// it ([`Netns::enter`]); the socket stays in that namespace whichever
+    /// thread uses it afterwards.
     pub fn open_in(netns: &Netns) -> Result<Netlink, NetlinkError> {
-        netns.run(Netlink::open)?
+        netns.enter(Netlink::open)?
     }
 
     /// Send `message` and wait for the kernel's ack.

@@ -128,6 +128,12 @@ fn send_line(target: SocketAddr, line: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Join `a` and `b` with a veth, `a_ip`/24 and `b_ip`/24 on its ends.
 pub fn underlay(a: &NetnsGuard, a_ip: &str, b: &NetnsGuard, b_ip: &str) {
+    underlay_with_prefix(a, a_ip, b, b_ip, 24);
+}
+
+/// Join `a` and `b` with a veth, `a_ip` and `b_ip` with `prefix` on its
+/// ends (IPv4 or IPv6).
+pub fn underlay_with_prefix(a: &NetnsGuard, a_ip: &str, b: &NetnsGuard, b_ip: &str, prefix: u8) {
     let name = unique_name("nrul");
     let b_netns = Netns::open(b.path()).unwrap();
     let mut nl_a = netlink_in(a);
@@ -142,24 +148,38 @@ pub fn underlay(a: &NetnsGuard, a_ip: &str, b: &NetnsGuard, b_ip: &str) {
     })
     .unwrap();
     let link = nl_a.link(&name).unwrap().unwrap();
-    nl_a.add_address(&link, a_ip.parse().unwrap(), 24).unwrap();
+    nl_a.add_address(&link, a_ip.parse().unwrap(), prefix)
+        .unwrap();
     let mut nl_b = netlink_in(b);
     let peer = nl_b.link("underlay").unwrap().unwrap();
-    nl_b.add_address(&peer, b_ip.parse().unwrap(), 24).unwrap();
+    nl_b.add_address(&peer, b_ip.parse().unwrap(), prefix)
+        .unwrap();
     nl_b.set_up(&peer, true).unwrap();
 }
 
+/// Turn on IPv4 and IPv6 forwarding in `node`.
 pub fn enable_forwarding(node: &NetnsGuard) {
-    let status = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            node.name(),
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    for setting in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+        let status = Command::new("ip")
+            .args(["netns", "exec", node.name(), "sysctl", "-qw", setting])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{setting}");
+    }
+}
+
+/// The text of `network`'s IPAM state file (`state-<boot id>.json`) under
+/// `root`, or "" before the first allocation.
+pub fn ipam_state_text(root: &std::path::Path, network: &str) -> String {
+    let Ok(entries) = std::fs::read_dir(root.join(network)) else {
+        return String::new();
+    };
+    entries
+        .flatten()
+        .find(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("state-") && name.ends_with(".json")
+        })
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .unwrap_or_default()
 }
