@@ -1,8 +1,12 @@
 //! The store: where the cluster's objects live, behind one [`Store`] trait
 //! with a global revision, compare-and-swap writes, reads at a revision and
 //! watches from a revision. [`embedded`] is the default backend (one redb
-//! file, no external process); an etcd backend fits the same trait later,
-//! its revision being the resourceVersion just as here.
+//! file, no external process); [`etcd`] (cargo feature `etcd`, on by
+//! default; `controlplane --store etcd://HOST:PORT`) keeps the objects in
+//! an etcd v3 cluster, etcd's revision being the resourceVersion. Both
+//! pass the same suite; where etcd's semantics differ (an empty etcd is at
+//! revision 1, revisions shared with other users of the cluster, how a
+//! compacted watch ends) is told in [`etcd`]'s docs.
 //!
 //! The trait is asynchronous (`async fn` in traits, spelled as
 //! `-> impl Future + Send` so the futures can cross tokio threads) rather
@@ -35,7 +39,9 @@
 //!   naming the key (or history revision) and the file; keys with an empty
 //!   name or a `/` are refused with [`StoreError::InvalidKey`].
 //! - Tests: `suite.rs` holds backend-independent checks taking any `S:
-//!   Store`; each backend runs them from its own test module.
+//!   Store`; each backend runs them from its own test module (the etcd
+//!   one on an etcd started per check, which fails, not skips, when
+//!   `/usr/bin/etcd` is missing).
 //!
 //! What the store does not do: validation, defaulting, uid or timestamp
 //! assignment — the apiserver's admission does that before it writes. The
@@ -49,12 +55,16 @@ use std::sync::Arc;
 mod codec;
 pub mod embedded;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 #[cfg(test)]
 mod suite;
 pub mod watch;
 
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::{Mismatch, StoreError};
+#[cfg(feature = "etcd")]
+pub use etcd::{EtcdOptions, EtcdStore};
 pub use watch::Watcher;
 
 /// The cluster's objects with a global, monotonically increasing revision.

@@ -1,6 +1,10 @@
 //! The store test suite: `async fn` checks that take any [`Store`], so that
 //! every backend is held to the same semantics. Each check expects an empty
 //! store of its own. Backends run it from their own test modules.
+//!
+//! Revisions are counted from the store's revision when the check starts
+//! (`base`): 0 for the embedded store, 1 for a fresh etcd (whose empty
+//! keyspace is already at revision 1).
 
 use super::{EventType, Preconditions, Store, StoreError, WatchEvent, WatchFilter, Watcher};
 use noderun_core::{Kind, LabelSelector, Labels, Node, Object, ObjectMeta, Pod};
@@ -58,20 +62,26 @@ async fn next(w: &mut Watcher) -> WatchEvent {
         .expect("watch still open")
 }
 
+/// The store's revision before a check writes anything.
+async fn base<S: Store>(s: &S) -> u64 {
+    s.current_revision().await.unwrap()
+}
+
 pub async fn create_get_and_conflict<S: Store>(s: &S) {
+    let base = base(s).await;
     let created = s.create(pod("default", "web", &[])).await.unwrap();
-    assert_eq!(created.metadata().resource_version, 1);
+    assert_eq!(created.metadata().resource_version, base + 1);
     let (got, rev) = s.get(Kind::Pod, "default", "web").await.unwrap();
     assert_eq!(got, created);
-    assert_eq!(rev, 1);
+    assert_eq!(rev, base + 1);
     let err = s.create(pod("default", "web", &[])).await.unwrap_err();
     assert!(matches!(err, StoreError::AlreadyExists { .. }), "{err}");
     // A failed write consumes no revision.
-    assert_eq!(s.current_revision().await.unwrap(), 1);
+    assert_eq!(s.current_revision().await.unwrap(), base + 1);
     // Same name, other namespace or kind: a different key.
     s.create(pod("other", "web", &[])).await.unwrap();
     s.create(node("web")).await.unwrap();
-    assert_eq!(s.current_revision().await.unwrap(), 3);
+    assert_eq!(s.current_revision().await.unwrap(), base + 3);
 }
 
 pub async fn not_found<S: Store>(s: &S) {
@@ -88,20 +98,21 @@ pub async fn not_found<S: Store>(s: &S) {
 }
 
 pub async fn update_is_compare_and_swap<S: Store>(s: &S) {
+    let base = base(s).await;
     let v1 = s.create(pod("default", "web", &[])).await.unwrap();
     let mut a = v1.clone();
     a.metadata_mut().labels.insert("by".into(), "a".into());
     let mut b = v1.clone();
     b.metadata_mut().labels.insert("by".into(), "b".into());
     let v2 = s.update(a).await.unwrap();
-    assert_eq!(v2.metadata().resource_version, 2);
+    assert_eq!(v2.metadata().resource_version, base + 2);
     let err = s.update(b).await.unwrap_err();
     match &err {
         StoreError::Conflict { mismatch, .. } => assert_eq!(
             *mismatch,
             super::Mismatch::ResourceVersion {
-                expected: 1,
-                stored: 2
+                expected: base + 1,
+                stored: base + 2
             }
         ),
         other => panic!("expected a conflict, got {other}"),
@@ -135,6 +146,7 @@ pub async fn concurrent_cas_has_one_winner<S: Store>(s: Arc<S>) {
 }
 
 pub async fn delete_preconditions<S: Store>(s: &S) {
+    let base = base(s).await;
     let v1 = s.create(pod("default", "web", &[])).await.unwrap();
     let wrong_uid = Preconditions {
         uid: Some("someone-else".into()),
@@ -156,15 +168,16 @@ pub async fn delete_preconditions<S: Store>(s: &S) {
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
     let right = Preconditions {
         uid: Some(v1.metadata().uid.clone()),
-        resource_version: Some(1),
+        resource_version: Some(base + 1),
     };
     let gone = s.delete(Kind::Pod, "default", "web", right).await.unwrap();
-    assert_eq!(gone.metadata().resource_version, 2);
+    assert_eq!(gone.metadata().resource_version, base + 2);
     let err = s.get(Kind::Pod, "default", "web").await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
 }
 
 pub async fn list_by_namespace_and_selector<S: Store>(s: &S) {
+    let base = base(s).await;
     s.create(pod("a", "p1", &[("app", "web")])).await.unwrap();
     s.create(pod("a", "p2", &[("app", "db")])).await.unwrap();
     s.create(pod("b", "p3", &[("app", "web")])).await.unwrap();
@@ -174,7 +187,7 @@ pub async fn list_by_namespace_and_selector<S: Store>(s: &S) {
     let all = LabelSelector::default();
     let (items, rev) = s.list(Kind::Pod, None, &all, None).await.unwrap();
     assert_eq!(names(&items), ["p1", "p2", "p4", "p3"]);
-    assert_eq!(rev, 5);
+    assert_eq!(rev, base + 5);
     let (items, _) = s.list(Kind::Pod, Some("a"), &all, None).await.unwrap();
     assert_eq!(names(&items), ["p1", "p2"]);
     let web = selector(&[("app", "web")]);
@@ -187,6 +200,7 @@ pub async fn list_by_namespace_and_selector<S: Store>(s: &S) {
 }
 
 pub async fn list_at_old_revision<S: Store>(s: &S) {
+    let base = base(s).await;
     let all = LabelSelector::default();
     let p1 = s.create(pod("default", "p1", &[("v", "1")])).await.unwrap(); // 1
     s.create(pod("default", "p2", &[])).await.unwrap(); // 2
@@ -198,38 +212,50 @@ pub async fn list_at_old_revision<S: Store>(s: &S) {
         .unwrap(); // 4
     s.create(pod("default", "p3", &[])).await.unwrap(); // 5
 
-    let (items, rev) = s.list(Kind::Pod, None, &all, Some(2)).await.unwrap();
-    assert_eq!(rev, 2);
+    let (items, rev) = s.list(Kind::Pod, None, &all, Some(base + 2)).await.unwrap();
+    assert_eq!(rev, base + 2);
     assert_eq!(names(&items), ["p1", "p2"]);
     assert_eq!(items[0], p1, "p1 as it was at revision 2");
-    let (items, _) = s.list(Kind::Pod, None, &all, Some(4)).await.unwrap();
+    let (items, _) = s.list(Kind::Pod, None, &all, Some(base + 4)).await.unwrap();
     assert_eq!(names(&items), ["p1"]);
     assert_eq!(items[0].metadata().labels["v"], "2");
-    let (items, _) = s.list(Kind::Pod, None, &all, Some(0)).await.unwrap();
+    let (items, _) = s.list(Kind::Pod, None, &all, Some(base)).await.unwrap();
     assert!(items.is_empty());
-    let err = s.list(Kind::Pod, None, &all, Some(6)).await.unwrap_err();
+    let err = s
+        .list(Kind::Pod, None, &all, Some(base + 6))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
-            StoreError::FutureRevision {
-                requested: 6,
-                current: 5
-            }
+            StoreError::FutureRevision { requested, current }
+                if requested == base + 6 && current == base + 5
         ),
         "{err}"
     );
 
-    assert_eq!(s.compact(3).await.unwrap(), 3);
-    let err = s.list(Kind::Pod, None, &all, Some(2)).await.unwrap_err();
-    assert!(err.is_compacted(), "{err}");
-    let (items, _) = s.list(Kind::Pod, None, &all, Some(3)).await.unwrap();
+    assert_eq!(s.compact(base + 3).await.unwrap(), base + 3);
+    let err = s
+        .list(Kind::Pod, None, &all, Some(base + 2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Compacted { requested, compacted }
+                if requested == base + 2 && compacted == base + 3
+        ),
+        "{err}"
+    );
+    let (items, _) = s.list(Kind::Pod, None, &all, Some(base + 3)).await.unwrap();
     assert_eq!(names(&items), ["p1", "p2"]);
     // Compaction never goes back.
-    assert_eq!(s.compact(1).await.unwrap(), 3);
+    assert_eq!(s.compact(base + 1).await.unwrap(), base + 3);
 }
 
 /// Watch from 0 (now), from a mid revision and after a compaction.
 pub async fn watch_replay_and_compaction<S: Store>(s: &S) {
+    let base = base(s).await;
     let pods = WatchFilter::kind(Kind::Pod);
     let mut from_now = s.watch(pods.clone(), 0).await.unwrap();
     let v1 = s
@@ -257,30 +283,31 @@ pub async fn watch_replay_and_compaction<S: Store>(s: &S) {
         v
     };
     use EventType::*;
-    assert_eq!(seen, [(Added, 1), (Added, 2), (Modified, 4), (Deleted, 5)]);
+    let expected = [(Added, 1), (Added, 2), (Modified, 4), (Deleted, 5)];
+    assert_eq!(seen, expected.map(|(t, r)| (t, base + r)));
 
     // From a mid revision, with a selector: the label change moves p1 out.
     let web = WatchFilter {
         selector: selector(&[("app", "web")]),
         ..pods.clone()
     };
-    let mut mid = s.watch(web, 1).await.unwrap();
+    let mut mid = s.watch(web, base + 1).await.unwrap();
     let e = next(&mut mid).await;
-    assert_eq!((e.event_type, e.revision), (Deleted, 4));
+    assert_eq!((e.event_type, e.revision), (Deleted, base + 4));
     assert_eq!(e.object.metadata().name, "p1");
-    let mut from_two = s.watch(pods.clone(), 2).await.unwrap();
+    let mut from_two = s.watch(pods.clone(), base + 2).await.unwrap();
     let e = next(&mut from_two).await;
-    assert_eq!((e.event_type, e.revision), (Modified, 4));
+    assert_eq!((e.event_type, e.revision), (Modified, base + 4));
     let e = next(&mut from_two).await;
-    assert_eq!((e.event_type, e.revision), (Deleted, 5));
-    assert_eq!(e.object.metadata().resource_version, 5);
+    assert_eq!((e.event_type, e.revision), (Deleted, base + 5));
+    assert_eq!(e.object.metadata().resource_version, base + 5);
 
-    s.compact(4).await.unwrap();
-    let err = s.watch(pods.clone(), 3).await.unwrap_err();
+    s.compact(base + 4).await.unwrap();
+    let err = s.watch(pods.clone(), base + 3).await.unwrap_err();
     assert!(err.is_compacted(), "{err}");
-    let mut at_point = s.watch(pods, 4).await.unwrap();
+    let mut at_point = s.watch(pods, base + 4).await.unwrap();
     let e = next(&mut at_point).await;
-    assert_eq!((e.event_type, e.revision), (Deleted, 5));
+    assert_eq!((e.event_type, e.revision), (Deleted, base + 5));
 }
 
 /// Watchers opened at the current revision while writers run see every
@@ -288,6 +315,7 @@ pub async fn watch_replay_and_compaction<S: Store>(s: &S) {
 pub async fn watch_with_concurrent_writers<S: Store>(s: Arc<S>) {
     const WRITERS: usize = 4;
     const EACH: usize = 25;
+    let base = base(&*s).await;
     let pods = WatchFilter::kind(Kind::Pod);
     // A first write, so that no watcher asks for revision 0 ("from now").
     s.create(pod("default", "seed", &[])).await.unwrap();
@@ -312,7 +340,7 @@ pub async fn watch_with_concurrent_writers<S: Store>(s: Arc<S>) {
         w.await.unwrap();
     }
     let last = s.current_revision().await.unwrap();
-    assert_eq!(last as usize, WRITERS * EACH + 1);
+    assert_eq!((last - base) as usize, WRITERS * EACH + 1);
     for (from, mut watcher) in watchers {
         let mut revs = Vec::new();
         while revs.last().copied().unwrap_or(from) < last {
@@ -333,6 +361,7 @@ pub async fn watch_with_concurrent_writers<S: Store>(s: Arc<S>) {
 /// with its own.
 pub async fn concurrent_writers_get_unique_revisions<S: Store>(s: Arc<S>) {
     const N: usize = 64;
+    let base = base(&*s).await;
     let mut tasks = Vec::new();
     for i in 0..N {
         let s = Arc::clone(&s);
@@ -350,10 +379,11 @@ pub async fn concurrent_writers_get_unique_revisions<S: Store>(s: Arc<S>) {
             "duplicate revision"
         );
     }
-    assert_eq!(revs, (1..=N as u64).collect());
+    assert_eq!(revs, (base + 1..=base + N as u64).collect());
 }
 
 pub async fn bad_keys_refused<S: Store>(s: &S) {
+    let base = base(s).await;
     for (ns, name) in [("default", ""), ("default", "a/b"), ("a/b", "web")] {
         let err = s.create(pod(ns, name, &[])).await.unwrap_err();
         assert!(
@@ -361,5 +391,5 @@ pub async fn bad_keys_refused<S: Store>(s: &S) {
             "{ns:?}/{name:?}: {err}"
         );
     }
-    assert_eq!(s.current_revision().await.unwrap(), 0);
+    assert_eq!(s.current_revision().await.unwrap(), base);
 }
