@@ -2,17 +2,19 @@
 //!
 //! ```text
 //! controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
+//! controlplane --data-dir /var/lib/noderun/controlplane --store etcd://127.0.0.1:2379
 //! ```
 //!
 //! On first start it makes the admin token and the cluster CA under the
-//! data dir and says where they are.
+//! data dir and says where they are. The objects live in the embedded
+//! store under the data dir, or in etcd with `--store etcd://...`.
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use noderun_controlplane::apiserver::{
     self, bootstrap, compactor, pki::PkiPaths, Apiserver, Authenticator, Listen, ServeOptions,
 };
-use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore};
+use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,12 +30,19 @@ enum LogFormat {
 /// The noderun control plane: the store and the apiserver.
 ///
 /// Example: controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
+///
+/// With etcd: controlplane --store etcd://127.0.0.1:2379
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
     /// Where the store, tokens and TLS files live.
     #[arg(long, default_value = "/var/lib/noderun/controlplane")]
     data_dir: PathBuf,
+    /// Where the objects live: `embedded` (a file under the data dir) or
+    /// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` (an etcd v3 cluster; keys
+    /// under /PREFIX/, default /noderun/).
+    #[arg(long, value_name = "URL", default_value = "embedded")]
+    store: String,
     /// The Unix socket for local clients (root only).
     #[arg(long, default_value = "/run/noderun/controlplane.sock")]
     socket: PathBuf,
@@ -83,11 +92,39 @@ async fn run(args: Args) -> Result<()> {
     if let Some(addr) = args.insecure_listen.filter(|a| !a.ip().is_loopback()) {
         bail!("--insecure-listen {addr} is not a loopback address; use --listen for TLS");
     }
+    if args.store == "embedded" {
+        let store = EmbeddedStore::open(&EmbeddedOptions {
+            data_dir: args.data_dir.clone(),
+        })
+        .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
+        return serve(store, args).await;
+    }
+    if args.store.starts_with("etcd://") {
+        return serve(connect_etcd(&args.store).await?, args).await;
+    }
+    bail!(
+        "--store {:?}: write `embedded` or etcd://HOST:PORT (e.g. etcd://127.0.0.1:2379)",
+        args.store
+    )
+}
+
+#[cfg(feature = "etcd")]
+async fn connect_etcd(url: &str) -> Result<noderun_controlplane::store::EtcdStore> {
+    use noderun_controlplane::store::{EtcdOptions, EtcdStore};
+    let options = EtcdOptions::from_url(url)?;
+    EtcdStore::connect(&options)
+        .await
+        .with_context(|| format!("connecting to etcd at {url}; is etcd running there?"))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn connect_etcd(url: &str) -> Result<EmbeddedStore> {
+    bail!("--store {url}: this controlplane was built without etcd support; build it with `--features etcd` (needs protoc)")
+}
+
+/// Serve the apiserver on `store` until SIGTERM or Ctrl-C.
+async fn serve<S: Store>(store: S, args: Args) -> Result<()> {
     let data_dir = &args.data_dir;
-    let store = EmbeddedStore::open(&EmbeddedOptions {
-        data_dir: data_dir.clone(),
-    })
-    .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     bootstrap::ensure_namespaces(&store)
         .await
         .context("creating the built-in namespaces")?;
