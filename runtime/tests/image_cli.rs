@@ -202,7 +202,9 @@ fn pull_by_tag_lists_it_and_bad_references_leave_the_store_alone() {
     assert!(!out.status.success());
     let err = text(&out);
     assert!(
-        err.contains(&format!("pulling {missing}")) && err.contains("HTTP 404"),
+        err.contains(&format!("pulling {missing}"))
+            && err.contains("HTTP 404")
+            && err.contains("check the image name and tag"),
         "{err}"
     );
     let out = noderun(

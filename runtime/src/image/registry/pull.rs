@@ -173,6 +173,15 @@ fn fetch_manifest(
     let url = client.endpoint().manifest_url(tag_or_digest);
     let response = client.get(&url, &ACCEPT, None)?;
     let status = response.status().as_u16();
+    if status == 404 {
+        return Err(client.status_error(
+            &url,
+            status,
+            &format!(
+                "the repository has no manifest {tag_or_digest}; check the image name and tag"
+            ),
+        ));
+    }
     if status != 200 {
         return Err(client.status_error(&url, status, "manifest request failed"));
     }
