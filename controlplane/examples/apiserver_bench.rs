@@ -1,15 +1,20 @@
 //! Apiserver throughput and watch latency through its Unix socket:
-//! `cargo run --release -p noderun-controlplane --example apiserver_bench -- [CREATES] [WATCHERS] [STORED]`.
+//! `cargo run --release -p noderun-controlplane --example apiserver_bench -- [--store URL] [CREATES] [WATCHERS] [STORED]`.
 //!
 //! Starts an apiserver in this process on a fresh data dir (removed
 //! afterwards) and talks to it over the socket: creates/s and gets/s with
 //! 1, 8 and 64 clients (one connection each), the delay from the start of
 //! a create to each of WATCHERS watchers receiving its event, and the
-//! process's RSS once STORED pods are stored.
+//! process's RSS once STORED pods are stored. `--store embedded` (the
+//! default) keeps the objects in the data dir; `--store
+//! etcd://HOST:PORT/PREFIX` in a running etcd, under a prefix of the
+//! run's own (it must be empty: the bench creates the same names).
+
+mod common;
 
 use noderun_controlplane::apiserver::{self, bootstrap, Apiserver, Authenticator, Listen};
 use noderun_controlplane::client::{Client, Endpoint, ListOptions};
-use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore};
+use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, Store};
 use noderun_core::{Container, Kind, Object, ObjectMeta, Pod, PodSpec};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,8 +134,12 @@ async fn watch_latency(endpoint: &Endpoint, admin: &Client, watchers: usize, eve
     );
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), BoxError> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let url = common::take_store_arg(&mut args)?;
+    let mut args = args.into_iter();
     let creates: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(4000);
     let watchers: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
     let stored: usize = args
@@ -143,57 +152,85 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let result = rt.block_on(async {
-        let store = EmbeddedStore::open(&EmbeddedOptions {
-            data_dir: dir.join("data"),
-        })?;
-        bootstrap::ensure_namespaces(&store).await?;
-        let authn = Authenticator::parse(&format!("{TOKEN},admin\n"), &dir.join("tokens"))?;
-        let server = Arc::new(Apiserver::new(store, authn, Default::default()));
-        let socket = dir.join("cp.sock");
-        let listen = Listen {
-            socket: Some(socket.clone()),
-            ..Listen::default()
+        let sizes = Sizes {
+            creates,
+            watchers,
+            stored,
         };
-        let running = apiserver::start(server, listen).await?;
-        let endpoint = Endpoint::Unix(socket);
-        let mut made = 0usize;
-        for n in [1usize, 8, 64] {
-            let cs = clients(&endpoint, n).await;
-            let base = made;
-            let creates_s = rate(&cs, creates, move |c, i| async move {
-                c.create(pod(&format!("p{}", base + i)))
-                    .await
-                    .expect("create");
-            })
-            .await;
-            made += creates;
-            let gets_s = rate(&cs, creates * 4, move |c, i| async move {
-                let name = format!("p{}", base + i % creates);
-                c.get(Kind::Pod, "default", &name).await.expect("get");
-            })
-            .await;
-            println!("{n:>2} clients: {creates_s:>8.0} creates/s  {gets_s:>8.0} gets/s");
+        if url == "embedded" {
+            let store = EmbeddedStore::open(&EmbeddedOptions {
+                data_dir: dir.join("data"),
+            })?;
+            run(store, &dir, sizes).await
+        } else {
+            let store = EtcdStore::connect(&EtcdOptions::from_url(&url)?).await?;
+            run(store, &dir, sizes).await
         }
-        let admin = Client::connect(&endpoint, TOKEN, "bench").await?;
-        watch_latency(&endpoint, &admin, watchers, 200).await;
-        let cs = clients(&endpoint, 64).await;
-        let remaining = stored.saturating_sub(made);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// How much the bench does.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    creates: usize,
+    watchers: usize,
+    stored: usize,
+}
+
+/// The whole bench on an apiserver serving from `store`.
+async fn run<S: Store>(store: S, dir: &std::path::Path, sizes: Sizes) -> Result<(), BoxError> {
+    let Sizes {
+        creates,
+        watchers,
+        stored,
+    } = sizes;
+    bootstrap::ensure_namespaces(&store).await?;
+    let authn = Authenticator::parse(&format!("{TOKEN},admin\n"), &dir.join("tokens"))?;
+    let server = Arc::new(Apiserver::new(store, authn, Default::default()));
+    let socket = dir.join("cp.sock");
+    let listen = Listen {
+        socket: Some(socket.clone()),
+        ..Listen::default()
+    };
+    let running = apiserver::start(server, listen).await?;
+    let endpoint = Endpoint::Unix(socket);
+    let mut made = 0usize;
+    for n in [1usize, 8, 64] {
+        let cs = clients(&endpoint, n).await;
         let base = made;
-        rate(&cs, remaining, move |c, i| async move {
-            c.create(pod(&format!("s{}", base + i)))
+        let creates_s = rate(&cs, creates, move |c, i| async move {
+            c.create(pod(&format!("p{}", base + i)))
                 .await
                 .expect("create");
         })
         .await;
-        let (items, _) = admin.list(Kind::Pod, None, &ListOptions::default()).await?;
-        println!(
-            "RSS with {} pods stored (server and bench clients in one process): {} MiB",
-            items.len(),
-            rss_kib() / 1024
-        );
-        running.shutdown().await;
-        Ok::<(), Box<dyn std::error::Error>>(())
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+        made += creates;
+        let gets_s = rate(&cs, creates * 4, move |c, i| async move {
+            let name = format!("p{}", base + i % creates);
+            c.get(Kind::Pod, "default", &name).await.expect("get");
+        })
+        .await;
+        println!("{n:>2} clients: {creates_s:>8.0} creates/s  {gets_s:>8.0} gets/s");
+    }
+    let admin = Client::connect(&endpoint, TOKEN, "bench").await?;
+    watch_latency(&endpoint, &admin, watchers, 200).await;
+    let cs = clients(&endpoint, 64).await;
+    let remaining = stored.saturating_sub(made);
+    let base = made;
+    rate(&cs, remaining, move |c, i| async move {
+        c.create(pod(&format!("s{}", base + i)))
+            .await
+            .expect("create");
+    })
+    .await;
+    let (items, _) = admin.list(Kind::Pod, None, &ListOptions::default()).await?;
+    println!(
+        "RSS with {} pods stored (server and bench clients in one process): {} MiB",
+        items.len(),
+        rss_kib() / 1024
+    );
+    running.shutdown().await;
+    Ok(())
 }

@@ -399,7 +399,7 @@ impl Store for EtcdStore {
             let resp = match self.client.kv_client().get(from, Some(options)).await {
                 Ok(resp) => resp,
                 Err(e) => {
-                    let requested = at.unwrap_or(0);
+                    let requested = at_revision.or(at).unwrap_or(0);
                     return Err(self.revision_error("list", &prefix, requested, e).await);
                 }
             };
