@@ -240,3 +240,46 @@ fn delete_removes_every_directory_and_is_idempotent() {
     }
     t.cg.delete().unwrap();
 }
+
+#[test]
+fn a_thread_moves_itself_in_where_the_layout_allows() {
+    let Some(t) = TestCgroup::new() else {
+        return;
+    };
+    let Some(join) = t.cg.self_join().expect("open the tasks files") else {
+        // cgroup v2: the runtime places processes with add_process.
+        return;
+    };
+    // A thread of its own: `0` moves only the calling thread, and the
+    // cgroup is empty again once the thread has ended.
+    let seen = std::thread::spawn(move || {
+        join.join().expect("write 0 to every tasks file");
+        std::fs::read_to_string("/proc/thread-self/cgroup").expect("read own cgroups")
+    })
+    .join()
+    .expect("the joining thread");
+    let dirs = t.cg.paths();
+    assert!(!dirs.is_empty());
+    for dir in dirs {
+        let relative = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let hierarchy = dir
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let line = seen
+            .lines()
+            .find(|l| {
+                l.split(':')
+                    .nth(1)
+                    .is_some_and(|c| c.split(',').any(|c| c == hierarchy))
+            })
+            .unwrap_or_else(|| panic!("no {hierarchy} line in {seen}"));
+        assert!(
+            line.ends_with(&format!("/{relative}")),
+            "{hierarchy}: {line}"
+        );
+    }
+}

@@ -215,6 +215,7 @@ const REPORT: &str = r#"
 echo pid=$$
 echo hostname=$(hostname)
 for n in pid mnt uts ipc net cgroup user; do echo ns_$n=$(readlink /proc/self/ns/$n); done
+echo cgroup_paths=$(cut -d: -f3 /proc/self/cgroup | sort -u | tr '\n' ' ')
 echo capeff=$(grep CapEff /proc/self/status | cut -f2)
 echo capbnd=$(grep CapBnd /proc/self/status | cut -f2)
 echo nnp=$(grep NoNewPrivs /proc/self/status | cut -f2)
@@ -223,6 +224,7 @@ if echo x 2>/dev/null > /proc/sys/kernel/domainname; then echo ro_sys=no; else e
 if touch /new-file 2>/dev/null; then echo ro_root=no; else echo ro_root=yes; fi
 echo fds=$(ls /proc/self/fd | tr '\n' ' ')
 echo dev_null=$(stat -c %F /dev/null)
+echo dev_io=$(echo x > /dev/null && head -c 4 /dev/urandom | wc -c)
 echo ptmx=$(readlink /dev/ptmx)
 echo fd_link=$(readlink /dev/fd)
 echo proc_type=$(grep ' /proc ' /proc/mounts | cut -d' ' -f3 | head -n1)
@@ -261,6 +263,12 @@ fn run_isolates_the_process_as_the_spec_says() {
         host_ns("user"),
         "no user namespace was asked for"
     );
+    // The cgroup namespace was made with the init in its cgroup: that
+    // cgroup is the namespace's root in every hierarchy.
+    assert_eq!(
+        got["cgroup_paths"], "/",
+        "/proc/self/cgroup in the container"
+    );
     // `nrc spec`'s default capabilities: AUDIT_WRITE, KILL, NET_BIND_SERVICE.
     assert_eq!(got["capeff"], "0000000020000420");
     assert_eq!(got["capbnd"], "0000000020000420");
@@ -274,6 +282,11 @@ fn run_isolates_the_process_as_the_spec_says() {
         "host fds leaked into the container: {fds:?}"
     );
     assert_eq!(got["dev_null"], "character special file");
+    // The spec denies all devices; the default ones stay usable.
+    assert_eq!(
+        got["dev_io"], "4",
+        "writing /dev/null, reading /dev/urandom"
+    );
     assert_eq!(got["ptmx"], "pts/ptmx");
     assert_eq!(got["fd_link"], "/proc/self/fd");
     assert_eq!(got["proc_type"], "proc");

@@ -12,6 +12,18 @@ pub fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     })
 }
 
+/// `path` opened for writing, close-on-exec.
+pub fn open_write(path: &Path) -> Result<std::fs::File, CgroupError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| CgroupError::Io {
+            op: "open",
+            path: path.into(),
+            source,
+        })
+}
+
 pub fn read(path: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(path).map_err(|source| CgroupError::Io {
         op: "read",

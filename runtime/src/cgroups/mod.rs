@@ -54,6 +54,14 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     fn apply(&self, resources: &Resources) -> Result<(), CgroupError>;
     /// Move a process into the cgroup.
     fn add_process(&self, pid: i32) -> Result<(), CgroupError>;
+    /// Where the layout allows it, a [`SelfJoin`]: files a single-threaded
+    /// process writes to move itself in, much faster than [`add_process`]
+    /// (see [`SelfJoin`]). `None`: use `add_process`.
+    ///
+    /// [`add_process`]: Cgroups::add_process
+    fn self_join(&self) -> Result<Option<SelfJoin>, CgroupError> {
+        Ok(None)
+    }
     /// The processes in the cgroup and its descendants.
     fn pids(&self) -> Result<Vec<i32>, CgroupError>;
     /// Stop every process (pause); returns once they are frozen.
@@ -71,6 +79,39 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     /// The directories backing this cgroup (one for v2, one per controller
     /// for v1): for the state file and for cleanup.
     fn paths(&self) -> Vec<PathBuf>;
+}
+
+/// The v1 `tasks` files of a cgroup, open for writing, for a process to
+/// move itself in by writing `0` to each (a single-threaded process: `0`
+/// names the calling thread, which is then the whole process).
+///
+/// Why: moving a process by writing its pid to `cgroup.procs` takes the
+/// kernel's global threadgroup lock for writing, which waits for an RCU
+/// grace period — about 8 ms on this VM, the largest single cost of
+/// starting a container here. A thread moving itself through `tasks`
+/// skips that lock (it cannot exit or exec meanwhile), and takes about
+/// 0.1 ms for all hierarchies. The files are opened by the runtime and
+/// inherited by the init across the clone, so the init needs no path
+/// into the host's cgroupfs.
+#[derive(Debug)]
+pub struct SelfJoin {
+    files: Vec<(PathBuf, std::fs::File)>,
+}
+
+impl SelfJoin {
+    /// Move the calling thread (the whole process, when it has one
+    /// thread) into the cgroup.
+    pub fn join(&self) -> Result<(), CgroupError> {
+        use std::io::Write;
+        for (path, file) in &self.files {
+            (&*file).write_all(b"0").map_err(|source| CgroupError::Io {
+                op: "write 0 to",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// A cgroup at `relative` (such as `noderun/ctr-1`) under every hierarchy

@@ -190,6 +190,18 @@ impl Cgroups for V1Cgroup {
         Ok(())
     }
 
+    fn self_join(&self) -> Result<Option<super::SelfJoin>, CgroupError> {
+        let files = self
+            .unique_dirs()
+            .into_iter()
+            .map(|dir| {
+                let path = dir.join("tasks");
+                fs::open_write(&path).map(|file| (path, file))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(super::SelfJoin { files }))
+    }
+
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         // Every process is in every hierarchy; one is enough.
         let dir = self.dirs.get("pids").or_else(|| self.dirs.values().next());

@@ -96,9 +96,13 @@ pub fn create(
     cgroup.create()?;
     let cgroup = &*undo.cgroup.insert((cgroup, cgroup_path.clone())).0;
     if let Some(r) = linux.resources() {
-        cgroup.apply(&resources::from_spec(r))?;
+        let devices = linux.devices().clone().unwrap_or_default();
+        cgroup.apply(&resources::for_container(r, &devices))?;
     }
 
+    // v1: the init moves itself in (fast, see cgroups::SelfJoin); v2: we
+    // move it.
+    let self_join = cgroup.self_join()?;
     let fifo = spawn::exec_fifo(&dir.join(EXEC_FIFO))?;
     let (ours, theirs) = spawn::seqpacket_pair()?;
     let plan = InitPlan::new(id, &bundle, fifo, opts)?;
@@ -110,6 +114,7 @@ pub fn create(
             init::child_main(
                 &plan,
                 Channel::new(init_end.take().expect("clone runs the child once")),
+                self_join.as_ref(),
             )
         }),
     )?;
@@ -135,6 +140,16 @@ pub fn create(
         process: bundle.spec.process().clone(),
         linux: bundle.spec.linux().clone(),
     };
+    // Placing the init ourselves waits for an RCU grace period (see
+    // cgroups::SelfJoin). With a new cgroup namespace the init must be in
+    // the cgroup before `Go` (it unshares then); otherwise overlap the
+    // wait with the init's rootfs work: it cannot run the user's process
+    // before `start`, which only follows our `Ready` below.
+    let place_after_go = self_join.is_none() && !plan.creates_cgroup_namespace();
+    if self_join.is_none() && !place_after_go {
+        cgroup.add_process(pid.as_raw())?;
+    }
+    drop(self_join);
     send(
         &channel,
         id,
@@ -142,10 +157,9 @@ pub fn create(
             host_pid: pid.as_raw(),
         },
     )?;
-    // Joining a v1 cgroup waits for an RCU grace period (~10 ms here): do
-    // it while the init builds its rootfs. The init cannot run the user's
-    // process before `start`, which only follows our `Ready` below.
-    cgroup.add_process(pid.as_raw())?;
+    if place_after_go {
+        cgroup.add_process(pid.as_raw())?;
+    }
     converse(&channel, &record)?;
 
     record.save(root)?;

@@ -96,6 +96,9 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
     if let Some(ns) = &pid_ns {
         ns.enter().map_err(|e| init_error(c, e.to_string()))?;
     }
+    // v1: the process moves itself into the cgroup (fast, see
+    // cgroups::SelfJoin); v2: we move it.
+    let self_join = c.cgroup.self_join()?;
     let (ours, theirs) = spawn::seqpacket_pair()?;
     let channel = Channel::new(ours);
     let mut child_end = Some(theirs);
@@ -109,6 +112,7 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
                 console: console.as_ref(),
                 linux: &linux,
                 seccomp: seccomp.as_ref(),
+                cgroup: self_join.as_ref(),
             };
             let err = child(&channel, &setup, process);
             let _ = channel.send(&Message::Failed(err));
@@ -118,7 +122,9 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
     drop(child_end);
 
     let started = (|| {
-        c.cgroup.add_process(pid.as_raw())?;
+        if self_join.is_none() {
+            c.cgroup.add_process(pid.as_raw())?;
+        }
         channel
             .send(&Message::Go {
                 host_pid: pid.as_raw(),
@@ -184,6 +190,8 @@ struct Setup<'a> {
     console: Option<&'a std::os::unix::net::UnixStream>,
     linux: &'a Linux,
     seccomp: Option<&'a crate::seccomp::Profile>,
+    /// How the process moves itself into the cgroup, when it does.
+    cgroup: Option<&'a crate::cgroups::SelfJoin>,
 }
 
 /// The cloned process: wait for its cgroup, enter the namespaces, take the
@@ -193,6 +201,10 @@ fn child(channel: &Channel, setup: &Setup, process: &Process) -> String {
         match channel.recv().map_err(|e| format!("exec channel: {e}"))? {
             Some(Message::Go { .. }) => {}
             other => return Err(format!("exec channel: expected Go, got {other:?}")),
+        }
+        if let Some(join) = setup.cgroup {
+            join.join()
+                .map_err(|e| format!("moving into the container's cgroup: {e}"))?;
         }
         for ns in setup.joins {
             ns.enter().map_err(|e| e.to_string())?;

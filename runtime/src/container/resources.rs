@@ -1,8 +1,59 @@
 //! The spec's `linux.resources` translated into the cgroup drivers' terms.
 
 use crate::cgroups::{DeviceRule, Resources};
-use oci_spec::runtime::{LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxResources};
 
+/// What every container may do with devices, whatever its spec's device
+/// rules deny (as runc allows it): make device nodes (mknod; opening one
+/// is still checked), and use the devices the runtime itself puts in
+/// /dev — null, zero, full, random, urandom, tty, console, ptmx and the
+/// pseudo-terminals. Without these a spec that denies all devices (as
+/// `nrc spec`'s does) leaves a container unable to write to /dev/null.
+const DEFAULT_DEVICES: &[(char, Option<i64>, Option<i64>, &str)] = &[
+    ('c', None, None, "m"),
+    ('b', None, None, "m"),
+    ('c', Some(1), Some(3), "rwm"),
+    ('c', Some(1), Some(5), "rwm"),
+    ('c', Some(1), Some(7), "rwm"),
+    ('c', Some(1), Some(8), "rwm"),
+    ('c', Some(1), Some(9), "rwm"),
+    ('c', Some(5), Some(0), "rwm"),
+    ('c', Some(5), Some(1), "rwm"),
+    ('c', Some(5), Some(2), "rwm"),
+    ('c', Some(136), None, "rwm"),
+];
+
+/// The cgroup settings of a container: its spec's `linux.resources`, and
+/// when those restrict devices, the [`DEFAULT_DEVICES`] and the spec's own
+/// `linux.devices` allowed after them.
+pub fn for_container(r: &LinuxResources, devices: &[LinuxDevice]) -> Resources {
+    let mut out = from_spec(r);
+    if out.devices.is_empty() {
+        return out;
+    }
+    let rule = |kind, major, minor, access: &str| DeviceRule {
+        allow: true,
+        kind,
+        major,
+        minor,
+        access: access.into(),
+    };
+    for &(kind, major, minor, access) in DEFAULT_DEVICES {
+        out.devices.push(rule(kind, major, minor, access));
+    }
+    for d in devices {
+        let kind = if d.typ() == LinuxDeviceType::B {
+            'b'
+        } else {
+            'c'
+        };
+        out.devices
+            .push(rule(kind, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    out
+}
+
+/// The spec's `linux.resources` alone (what `nrc update` applies).
 pub fn from_spec(r: &LinuxResources) -> Resources {
     let mut out = Resources::default();
     if let Some(m) = r.memory() {
@@ -43,6 +94,36 @@ pub fn from_spec(r: &LinuxResources) -> Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_deny_all_still_allows_the_default_devices() {
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+        let extra: Vec<LinuxDevice> =
+            serde_json::from_str(r#"[{"path":"/dev/fuse","type":"c","major":10,"minor":229}]"#)
+                .unwrap();
+        let lines: Vec<(bool, String)> = for_container(&r, &extra)
+            .devices
+            .iter()
+            .map(|d| (d.allow, d.v1_line()))
+            .collect();
+        assert_eq!(lines[0], (false, "a *:* rwm".to_string()));
+        for want in [
+            "c 1:3 rwm",
+            "c 1:9 rwm",
+            "c 136:* rwm",
+            "c *:* m",
+            "c 10:229 rwm",
+        ] {
+            assert!(
+                lines.iter().skip(1).any(|(allow, l)| *allow && l == want),
+                "{want} not allowed after the deny: {lines:?}"
+            );
+        }
+        // No device rules in the spec: no restriction, nothing added.
+        let open: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":5}}"#).unwrap();
+        assert!(for_container(&open, &extra).devices.is_empty());
+    }
 
     #[test]
     fn spec_resources_map_to_cgroup_settings() {

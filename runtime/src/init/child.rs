@@ -4,14 +4,17 @@
 //! chain, then the init exits; the runtime undoes the rest.
 
 use super::{Channel, InitPlan, Message};
+use crate::cgroups::SelfJoin;
 use crate::container::hooks::{self, Phase};
 use crate::{process, rootfs};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
 /// The init's entry point; returns only on failure (the exit code).
-pub fn child_main(plan: &InitPlan, channel: Channel) -> isize {
-    match setup(plan, &channel) {
+/// `cgroup`: the init moves itself into its cgroup with it, right after
+/// `Go` (the runtime has placed it otherwise).
+pub fn child_main(plan: &InitPlan, channel: Channel, cgroup: Option<&SelfJoin>) -> isize {
+    match setup(plan, &channel, cgroup) {
         Ok(never) => match never {},
         Err(message) => {
             let _ = channel.send(&Message::Failed(message));
@@ -20,12 +23,21 @@ pub fn child_main(plan: &InitPlan, channel: Channel) -> isize {
     }
 }
 
-fn setup(plan: &InitPlan, channel: &Channel) -> Result<std::convert::Infallible, String> {
+fn setup(
+    plan: &InitPlan,
+    channel: &Channel,
+    cgroup: Option<&SelfJoin>,
+) -> Result<std::convert::Infallible, String> {
     let host_pid = match channel.recv().map_err(|e| format!("init channel: {e}"))? {
         Some(Message::Go { host_pid }) => host_pid,
         other => return Err(format!("init channel: expected Go, got {other:?}")),
     };
+    if let Some(join) = cgroup {
+        join.join()
+            .map_err(|e| format!("moving the init into its cgroup: {e}"))?;
+    }
     plan.namespaces.join_all().map_err(|e| e.to_string())?;
+    plan.namespaces.unshare_late().map_err(|e| e.to_string())?;
     if plan.namespaces.enters_user_namespace() {
         process::become_namespace_root()
             .map_err(|e| format!("become root of the user namespace: {e}"))?;

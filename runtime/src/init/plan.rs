@@ -100,6 +100,12 @@ impl InitPlan {
         self.namespaces.clone_flags()
     }
 
+    /// True when the init unshares a cgroup namespace after `Go`: it must
+    /// be in its cgroup by then.
+    pub fn creates_cgroup_namespace(&self) -> bool {
+        self.namespaces.creates_cgroup_namespace()
+    }
+
     /// Write the uid/gid maps of a new user namespace (from the runtime, for
     /// the child, before it proceeds).
     pub fn write_id_maps(&self, pid: Pid) -> Result<(), String> {

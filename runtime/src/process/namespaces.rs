@@ -12,6 +12,8 @@ pub enum NamespaceError {
     Unsupported(LinuxNamespaceType),
     #[error(transparent)]
     Join(#[from] NsError),
+    #[error("unshare of the cgroup namespace: {0}")]
+    Unshare(nix::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -58,8 +60,25 @@ impl NamespacePlan {
         Ok(plan)
     }
 
+    /// The namespaces the clone creates: all the new ones but the cgroup
+    /// namespace, which the init makes itself once it is in its cgroup
+    /// ([`NamespacePlan::unshare_late`]), so that the cgroup is the
+    /// namespace's root, as runc does.
     pub fn clone_flags(&self) -> CloneFlags {
-        self.create
+        self.create - CloneFlags::CLONE_NEWCGROUP
+    }
+
+    pub fn creates_cgroup_namespace(&self) -> bool {
+        self.create.contains(CloneFlags::CLONE_NEWCGROUP)
+    }
+
+    /// In the init, once it is in its cgroup: create the new namespaces the
+    /// clone left out (the cgroup namespace).
+    pub fn unshare_late(&self) -> Result<(), NamespaceError> {
+        if self.creates_cgroup_namespace() {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(NamespaceError::Unshare)?;
+        }
+        Ok(())
     }
 
     pub fn creates_user_namespace(&self) -> bool {
