@@ -7,7 +7,10 @@
 # says plainly that it cannot run a pod yet. See the README's status table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/packages.sh
 
+# protobuf-compiler: the etcd store backend's client is generated at build time.
+ensure_debs protobuf-compiler
 echo "== building noderun (release)"
 cargo build --release --workspace --quiet
 

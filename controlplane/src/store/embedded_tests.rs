@@ -32,17 +32,7 @@ macro_rules! suite_test {
     };
 }
 
-suite_test!(create_get_and_conflict);
-suite_test!(not_found);
-suite_test!(update_is_compare_and_swap);
-suite_test!(concurrent_cas_has_one_winner, arc);
-suite_test!(delete_preconditions);
-suite_test!(list_by_namespace_and_selector);
-suite_test!(list_at_old_revision);
-suite_test!(watch_replay_and_compaction);
-suite_test!(watch_with_concurrent_writers, arc);
-suite_test!(concurrent_writers_get_unique_revisions, arc);
-suite_test!(bad_keys_refused);
+suite::for_each_check!(suite_test);
 
 #[tokio::test]
 async fn revision_history_and_compaction_survive_reopen() {

@@ -12,6 +12,26 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Call `$each!(check)` for every check of the suite (`$each!(check, arc)`
+/// for those that take an `Arc` of the store): each backend's test module
+/// turns them into tests on its own fresh store.
+macro_rules! for_each_check {
+    ($each:ident) => {
+        $each!(create_get_and_conflict);
+        $each!(not_found);
+        $each!(update_is_compare_and_swap);
+        $each!(concurrent_cas_has_one_winner, arc);
+        $each!(delete_preconditions);
+        $each!(list_by_namespace_and_selector);
+        $each!(list_at_old_revision);
+        $each!(watch_replay_and_compaction);
+        $each!(watch_with_concurrent_writers, arc);
+        $each!(concurrent_writers_get_unique_revisions, arc);
+        $each!(bad_keys_refused);
+    };
+}
+pub(crate) use for_each_check;
+
 /// A pod `namespace/name` with `labels` (`k=v` pairs).
 pub fn pod(namespace: &str, name: &str, labels: &[(&str, &str)]) -> Object {
     let labels: Labels = labels
