@@ -20,7 +20,12 @@ async fn bad_or_missing_token_is_unauthorized() {
     assert!(e.to_string().contains("tokens file"), "{e}");
     let e = server.try_client("").await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::Unauthorized), "{e}");
-    for (token, who) in [(ADMIN, "admin"), (VIEWER, "viewer"), (NODE1, "node:n1")] {
+    for (token, who) in [
+        (ADMIN, "admin"),
+        (VIEWER, "viewer"),
+        (NODE1, "node:n1"),
+        (CONTROLLERS, "system:controllers"),
+    ] {
         assert_eq!(server.client(token).await.identity(), who);
     }
 }
@@ -67,6 +72,11 @@ const MATRIX: &[(&str, Kind, &str)] = &[
     (NODE1, Kind::Node, "ynnynyn-"),
     (NODE1, Kind::ReplicaSet, "nnnnnnn-"),
     (NODE1, Kind::Lease, "ynnyy-n-"),
+    (CONTROLLERS, Kind::Namespace, "nnnnnnn-"),
+    (CONTROLLERS, Kind::Pod, "yyyyynyn"),
+    (CONTROLLERS, Kind::Node, "yyynyyn-"),
+    (CONTROLLERS, Kind::ReplicaSet, "yyynnyn-"),
+    (CONTROLLERS, Kind::Lease, "yyynn-n-"),
 ];
 
 /// The object each matrix cell acts on: node:n1's own where it has one.

@@ -8,6 +8,12 @@
 //! - its own Node: get, create (registration), update status;
 //! - its own Lease (`noderun-node-lease/<name>`): get, create, update.
 //!
+//! `system:controllers` may do what the controllers need and no more:
+//! pods: read, create, update (adopt, release), delete; replicasets: read,
+//! update status; nodes: read, update (taints), update status; leases:
+//! read. It never binds (the scheduler's job) nor writes a pod's status
+//! (the node's).
+//!
 //! Everything else is `Forbidden`. Whether a pod is bound to the node is
 //! only known once the stored pod is read: [`authorize`] then answers
 //! [`Grant::PodsBoundTo`] and the handler checks it with
@@ -110,8 +116,31 @@ pub fn authorize(identity: &Identity, verb: Verb, target: &Target<'_>) -> Result
         Identity::Viewer if verb.is_read() => Ok(Grant::All),
         Identity::Viewer => Err(forbidden(identity, verb, target, "viewers may only read")),
         Identity::Node(node) => authorize_node(identity, node, verb, target),
+        Identity::Controllers => authorize_controllers(identity, verb, target),
     }
 }
+
+fn authorize_controllers(
+    identity: &Identity,
+    verb: Verb,
+    target: &Target<'_>,
+) -> Result<Grant, ApiError> {
+    let allowed = (verb.is_read() && target.kind != Kind::Namespace)
+        || match target.kind {
+            Kind::Pod => matches!(verb, Verb::Create | Verb::Update | Verb::Delete),
+            Kind::ReplicaSet => verb == Verb::UpdateStatus,
+            Kind::Node => matches!(verb, Verb::Update | Verb::UpdateStatus),
+            Kind::Lease | Kind::Namespace => false,
+        };
+    if allowed {
+        Ok(Grant::All)
+    } else {
+        Err(forbidden(identity, verb, target, CONTROLLERS_RULE))
+    }
+}
+
+const CONTROLLERS_RULE: &str = "the controllers may read pods, replicasets, nodes and leases, \
+create, update and delete pods, update the status of replicasets, and update nodes";
 
 fn authorize_node(
     identity: &Identity,
@@ -249,5 +278,32 @@ mod tests {
         let e = check_pod_binding(&n1, Verb::Get, &grant, &pod("n2")).unwrap_err();
         assert!(e.message.contains("bound to node n2"), "{e}");
         assert!(check_pod_binding(&n1, Verb::Get, &grant, &pod("")).is_err());
+    }
+
+    #[test]
+    fn controller_rules() {
+        let c = Identity::Controllers;
+        // get list watch create update status delete bind, as in the
+        // apiserver's matrix test.
+        let rows = [
+            (Kind::Namespace, "nnnnnnnn"),
+            (Kind::Pod, "yyyyynyn"),
+            (Kind::Node, "yyynyynn"),
+            (Kind::ReplicaSet, "yyynnynn"),
+            (Kind::Lease, "yyynnnnn"),
+        ];
+        for (kind, row) in rows {
+            let t = target(kind, "default", "x");
+            for (verb, want) in Verb::ALL.into_iter().zip(row.chars()) {
+                let got = authorize(&c, verb, &t);
+                assert_eq!(got.is_ok(), want == 'y', "{verb} {kind}: {got:?}");
+            }
+        }
+        let e = authorize(&c, Verb::Bind, &target(Kind::Pod, "default", "p")).unwrap_err();
+        assert!(
+            e.message
+                .contains("system:controllers may not bind pods default/p"),
+            "{e}"
+        );
     }
 }

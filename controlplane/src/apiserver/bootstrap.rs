@@ -1,7 +1,10 @@
 //! First start: the tokens file with an admin token (and the token alone
-//! in `admin.token`, for clients), both mode 0600, and the namespaces that
-//! always exist (`default`, and `noderun-node-lease` for node heartbeats).
-//! Later starts keep what is there.
+//! in `admin.token`, for clients) and a `system:controllers` token (alone
+//! in `controllers.token`, for the in-process controllers), all mode 0600,
+//! and the namespaces that always exist (`default`, and
+//! `noderun-node-lease` for node heartbeats). Later starts keep what is
+//! there; a data dir made before the controllers existed gets their token
+//! added to its tokens file.
 
 use super::admission::admit_create;
 use super::ids;
@@ -19,6 +22,8 @@ pub struct TokenFiles {
     pub tokens: PathBuf,
     /// The admin token alone, for `ctl` and tests.
     pub admin_token: PathBuf,
+    /// The `system:controllers` token alone.
+    pub controllers_token: PathBuf,
     /// Whether this start made them.
     pub created: bool,
 }
@@ -38,9 +43,13 @@ pub fn ensure_tokens(data_dir: &Path) -> Result<TokenFiles, TokenWriteError> {
     let mut files = TokenFiles {
         tokens: data_dir.join("tokens.csv"),
         admin_token: data_dir.join("admin.token"),
+        controllers_token: data_dir.join("controllers.token"),
         created: false,
     };
     if files.tokens.exists() {
+        if !files.controllers_token.exists() {
+            add_controllers_token(&files)?;
+        }
         return Ok(files);
     }
     std::fs::create_dir_all(data_dir).map_err(|source| TokenWriteError {
@@ -48,11 +57,36 @@ pub fn ensure_tokens(data_dir: &Path) -> Result<TokenFiles, TokenWriteError> {
         source,
     })?;
     let token = ids::new_token();
+    let controllers = ids::new_token();
     write_private(&files.admin_token, format!("{token}\n").as_bytes())?;
-    let text = format!("# token,identity (admin, viewer or node:<node name>)\n{token},admin\n");
+    write_private(
+        &files.controllers_token,
+        format!("{controllers}\n").as_bytes(),
+    )?;
+    let text = format!(
+        "# token,identity (admin, viewer, system:controllers or node:<node name>)\n\
+         {token},admin\n{controllers},system:controllers\n"
+    );
     write_private(&files.tokens, text.as_bytes())?;
     files.created = true;
     Ok(files)
+}
+
+/// Append a `system:controllers` line to an existing tokens file and
+/// write the token alone next to it.
+fn add_controllers_token(files: &TokenFiles) -> Result<(), TokenWriteError> {
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TokenWriteError { path, source }
+    };
+    let mut text = std::fs::read_to_string(&files.tokens).map_err(err(&files.tokens))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let token = ids::new_token();
+    text.push_str(&format!("{token},system:controllers\n"));
+    write_private(&files.controllers_token, format!("{token}\n").as_bytes())?;
+    write_private(&files.tokens, text.as_bytes())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TokenWriteError> {
@@ -88,4 +122,40 @@ pub async fn ensure_namespaces<S: Store>(store: &S) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::{Authenticator, Identity};
+    use noderun_core::proto::Credentials;
+
+    fn identity_of(files: &TokenFiles, token_file: &Path) -> Identity {
+        let token = std::fs::read_to_string(token_file).unwrap();
+        let authn = Authenticator::load(&files.tokens).unwrap();
+        authn
+            .authenticate(&Credentials::Bearer(token.trim().into()))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_older_tokens_file_gets_a_controllers_token() {
+        let dir = noderun_testkit::TempDir::new("cp-bootstrap").unwrap();
+        let made = ensure_tokens(dir.path()).unwrap();
+        assert_eq!(
+            identity_of(&made, &made.controllers_token),
+            Identity::Controllers
+        );
+        // As a data dir from before the controllers: the admin line only.
+        let admin = std::fs::read_to_string(&made.admin_token).unwrap();
+        std::fs::write(&made.tokens, format!("{},admin", admin.trim())).unwrap();
+        std::fs::remove_file(&made.controllers_token).unwrap();
+        let again = ensure_tokens(dir.path()).unwrap();
+        assert!(!again.created);
+        assert_eq!(identity_of(&again, &again.admin_token), Identity::Admin);
+        assert_eq!(
+            identity_of(&again, &again.controllers_token),
+            Identity::Controllers
+        );
+    }
 }

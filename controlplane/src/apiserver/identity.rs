@@ -1,6 +1,8 @@
-//! [`Identity`]: who a connection authenticated as. There are three kinds:
-//! `admin` (everything), `viewer` (read only) and `node:<name>` (the node
-//! agent of one node). The authorization rules live in `authz`.
+//! [`Identity`]: who a connection authenticated as. There are four kinds:
+//! `admin` (everything), `viewer` (read only), `node:<name>` (the node
+//! agent of one node) and `system:controllers` (the ReplicaSet, node
+//! lifecycle and garbage collection controllers). The authorization rules
+//! live in `authz`.
 
 use noderun_core::validate::names;
 use std::fmt;
@@ -13,11 +15,13 @@ pub enum Identity {
     Viewer,
     /// The agent of the named node.
     Node(String),
+    /// The control plane's controllers.
+    Controllers,
 }
 
 /// Text that names no identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown identity {0:?} (expected admin, viewer or node:<node name>)")]
+#[error("unknown identity {0:?} (expected admin, viewer, system:controllers or node:<node name>)")]
 pub struct UnknownIdentity(pub String);
 
 impl FromStr for Identity {
@@ -27,6 +31,7 @@ impl FromStr for Identity {
         match s {
             "admin" => Ok(Identity::Admin),
             "viewer" => Ok(Identity::Viewer),
+            "system:controllers" => Ok(Identity::Controllers),
             _ => match s.strip_prefix("node:") {
                 Some(name) if names::dns1123_subdomain(name).is_ok() => {
                     Ok(Identity::Node(name.to_owned()))
@@ -43,6 +48,7 @@ impl fmt::Display for Identity {
             Identity::Admin => f.write_str("admin"),
             Identity::Viewer => f.write_str("viewer"),
             Identity::Node(name) => write!(f, "node:{name}"),
+            Identity::Controllers => f.write_str("system:controllers"),
         }
     }
 }
@@ -53,11 +59,16 @@ mod tests {
 
     #[test]
     fn identities_parse_and_print_back() {
-        for text in ["admin", "viewer", "node:node-1.example.com"] {
+        for text in [
+            "admin",
+            "viewer",
+            "node:node-1.example.com",
+            "system:controllers",
+        ] {
             let id: Identity = text.parse().unwrap();
             assert_eq!(id.to_string(), text);
         }
-        for bad in ["", "root", "node:", "node:Bad_Name", "Admin"] {
+        for bad in ["", "root", "node:", "node:Bad_Name", "Admin", "system:"] {
             assert!(bad.parse::<Identity>().is_err(), "{bad:?}");
         }
     }
