@@ -17,6 +17,7 @@ pub mod ipam;
 pub mod model;
 pub mod net;
 pub mod proto;
+pub mod sched;
 pub mod validate;
 
 #[cfg(feature = "manifest")]
