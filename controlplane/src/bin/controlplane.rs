@@ -1,19 +1,25 @@
-//! `controlplane`: the store and the apiserver in one process.
+//! `controlplane`: the store, the apiserver and the controllers in one
+//! process.
 //!
 //! ```text
 //! controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
 //! controlplane --data-dir /var/lib/noderun/controlplane --store etcd://127.0.0.1:2379
 //! ```
 //!
-//! On first start it makes the admin token and the cluster CA under the
-//! data dir and says where they are. The objects live in the embedded
-//! store under the data dir, or in etcd with `--store etcd://...`.
+//! On first start it makes the admin token, the controllers' token and
+//! the cluster CA under the data dir and says where they are. The objects
+//! live in the embedded store under the data dir, or in etcd with
+//! `--store etcd://...`. The controllers talk to the apiserver over its
+//! Unix socket as `system:controllers`, like any other client
+//! (`--no-controllers` leaves them out).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use noderun_controlplane::apiserver::{
     self, bootstrap, compactor, pki::PkiPaths, Apiserver, Authenticator, Listen, ServeOptions,
 };
+use noderun_controlplane::client::Endpoint;
+use noderun_controlplane::controllers::{self, Connector, ControllerOptions};
 use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore, Store};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +33,7 @@ enum LogFormat {
     Json,
 }
 
-/// The noderun control plane: the store and the apiserver.
+/// The noderun control plane: the store, the apiserver and the controllers.
 ///
 /// Example: controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
 ///
@@ -64,6 +70,32 @@ struct Args {
     keep_revisions: u64,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Do not run the controllers (ReplicaSet, node lifecycle, taint
+    /// eviction, garbage collection) in this process.
+    #[arg(long)]
+    no_controllers: bool,
+    /// The controllers' token; default <data-dir>/controllers.token. Its
+    /// line in the tokens file names the identity system:controllers.
+    #[arg(long, value_name = "PATH")]
+    controllers_token_file: Option<PathBuf>,
+    /// A node whose Lease is not renewed for this long becomes
+    /// unreachable (`40s`, `2.5s`, or seconds).
+    #[arg(long, value_name = "DURATION", default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// How long pods without a toleration of their own stay on an
+    /// unreachable or not-ready node before they are evicted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    default_toleration_seconds: i64,
+}
+
+/// `40s`, `2.5s` or `40` (seconds).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let number = text.strip_suffix('s').unwrap_or(text);
+    number
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a duration; write seconds, like 40s or 2.5"))
 }
 
 fn init_logs(format: LogFormat) {
@@ -159,6 +191,30 @@ async fn serve<S: Store>(store: S, args: Args) -> Result<()> {
         compactor::run(compacting.store(), Duration::from_secs(60), keep).await
     });
     let running = apiserver::start(server, listen).await?;
+    let (stop_controllers, stopped) = tokio::sync::watch::channel(false);
+    let controllers = if args.no_controllers {
+        None
+    } else {
+        let token_file = (args.controllers_token_file.clone())
+            .unwrap_or_else(|| tokens.controllers_token.clone());
+        let token = std::fs::read_to_string(&token_file).with_context(|| {
+            format!(
+                "reading the controllers' token {}; put a `TOKEN,system:controllers` line in \
+                 the tokens file and TOKEN in this file, or start with --no-controllers",
+                token_file.display()
+            )
+        })?;
+        let connector = Connector {
+            endpoint: Endpoint::Unix(args.socket.clone()),
+            token: token.trim().to_owned(),
+        };
+        let options = ControllerOptions {
+            node_monitor_grace_period: args.node_monitor_grace_period,
+            default_toleration_seconds: args.default_toleration_seconds,
+            ..ControllerOptions::default()
+        };
+        Some(tokio::spawn(controllers::run(connector, options, stopped)))
+    };
     if tokens.created {
         println!(
             "admin token written to {} (mode 0600)",
@@ -179,6 +235,15 @@ async fn serve<S: Store>(store: S, args: Args) -> Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    let _ = stop_controllers.send(true);
+    if let Some(task) = controllers {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the controllers did not stop within 10 s; going on");
+        }
+    }
     running.shutdown().await;
     compactor.abort();
     Ok(())
