@@ -30,7 +30,7 @@ stored=${3:-10000}
 
 # shellcheck source=lib/packages.sh
 source scripts/lib/packages.sh
-ensure_debs protobuf-compiler etcd-server etcd-client
+ensure_debs protobuf-compiler libprotobuf-dev etcd-server etcd-client
 
 cargo build --release --quiet -p noderun-controlplane --features etcd \
   --example apiserver_bench --example store_bench

@@ -17,7 +17,7 @@ started=$(date +%s)
 stage "dependencies"
 # iproute2: tests inspect links and namespaces; busybox-static: the test
 # image; qemu-system-x86 + cpio: the cgroup v2 VM stage.
-ensure_debs iproute2 busybox-static cpio qemu-system-x86 xz-utils zstd containernetworking-plugins nftables docker-registry skopeo apache2-utils protobuf-compiler etcd-server etcd-client
+ensure_debs iproute2 busybox-static cpio qemu-system-x86 xz-utils zstd containernetworking-plugins nftables docker-registry skopeo apache2-utils protobuf-compiler libprotobuf-dev etcd-server etcd-client
 
 stage "cargo fmt --check"
 cargo fmt --all -- --check

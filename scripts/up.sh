@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/packages.sh
 
-# protobuf-compiler: the etcd store backend's client is generated at build time.
-ensure_debs protobuf-compiler
+# protobuf-compiler, libprotobuf-dev (its well-known .proto files): the etcd
+# store backend's client is generated at build time.
+ensure_debs protobuf-compiler libprotobuf-dev
 echo "== building noderun (release)"
 cargo build --release --workspace --quiet
 
