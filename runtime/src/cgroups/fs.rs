@@ -24,6 +24,21 @@ pub fn open_write(path: &Path) -> Result<std::fs::File, CgroupError> {
         })
 }
 
+/// The directory `path` opened (O_PATH, close-on-exec), as clone3's
+/// CLONE_INTO_CGROUP wants it.
+pub fn open_dir(path: &Path) -> Result<std::fs::File, CgroupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)
+        .map_err(|source| CgroupError::Io {
+            op: "open",
+            path: path.into(),
+            source,
+        })
+}
+
 pub fn read(path: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(path).map_err(|source| CgroupError::Io {
         op: "read",

@@ -62,6 +62,13 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     fn self_join(&self) -> Result<Option<SelfJoin>, CgroupError> {
         Ok(None)
     }
+    /// Where the layout allows it, the cgroup's directory open for a
+    /// clone3 with CLONE_INTO_CGROUP (cgroup v2): the child is created
+    /// inside, with no move at all. `None`: use [`Cgroups::self_join`] or
+    /// [`Cgroups::add_process`].
+    fn clone_into(&self) -> Result<Option<std::fs::File>, CgroupError> {
+        Ok(None)
+    }
     /// The processes in the cgroup and its descendants.
     fn pids(&self) -> Result<Vec<i32>, CgroupError>;
     /// Stop every process (pause); returns once they are frozen.

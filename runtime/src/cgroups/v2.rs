@@ -167,6 +167,10 @@ impl Cgroups for V2Cgroup {
         fs::write(&self.file("cgroup.procs"), &pid.to_string())
     }
 
+    fn clone_into(&self) -> Result<Option<std::fs::File>, CgroupError> {
+        fs::open_dir(&self.dir).map(Some)
+    }
+
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         fs::pids_in_tree(&self.dir)
     }

@@ -100,24 +100,34 @@ pub fn create(
         cgroup.apply(&resources::for_container(r, &devices))?;
     }
 
-    // v1: the init moves itself in (fast, see cgroups::SelfJoin); v2: we
-    // move it.
+    // v1: the init moves itself in (fast, see cgroups::SelfJoin); v2: it
+    // is cloned into the cgroup; else (old kernels) we move it.
     let self_join = cgroup.self_join()?;
+    let clone_into = match self_join {
+        Some(_) => None,
+        None => cgroup.clone_into()?,
+    };
     let fifo = spawn::exec_fifo(&dir.join(EXEC_FIFO))?;
     let (ours, theirs) = spawn::seqpacket_pair()?;
     let plan = InitPlan::new(id, &bundle, fifo, opts)?;
     let channel = Channel::new(ours);
     let mut init_end = Some(theirs);
-    let pid = spawn::clone_child(
-        plan.clone_flags(),
-        Box::new(|| {
-            init::child_main(
-                &plan,
-                Channel::new(init_end.take().expect("clone runs the child once")),
-                self_join.as_ref(),
-            )
-        }),
-    )?;
+    let init: Box<dyn FnMut() -> isize + '_> = Box::new(|| {
+        init::child_main(
+            &plan,
+            Channel::new(init_end.take().expect("clone runs the child once")),
+            self_join.as_ref(),
+        )
+    });
+    let (pid, placed) = match &clone_into {
+        Some(dir) => {
+            spawn::clone_child_into(plan.clone_flags(), std::os::fd::AsFd::as_fd(dir), init)?
+        }
+        None => (
+            spawn::clone_child(plan.clone_flags(), init)?,
+            self_join.is_some(),
+        ),
+    };
     drop(init_end);
     undo.child = Some(pid);
 
@@ -145,11 +155,11 @@ pub fn create(
     // the cgroup before `Go` (it unshares then); otherwise overlap the
     // wait with the init's rootfs work: it cannot run the user's process
     // before `start`, which only follows our `Ready` below.
-    let place_after_go = self_join.is_none() && !plan.creates_cgroup_namespace();
-    if self_join.is_none() && !place_after_go {
+    let place_after_go = !placed && !plan.creates_cgroup_namespace();
+    if !placed && !place_after_go {
         cgroup.add_process(pid.as_raw())?;
     }
-    drop(self_join);
+    drop((self_join, clone_into));
     send(
         &channel,
         id,

@@ -97,32 +97,44 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
         ns.enter().map_err(|e| init_error(c, e.to_string()))?;
     }
     // v1: the process moves itself into the cgroup (fast, see
-    // cgroups::SelfJoin); v2: we move it.
+    // cgroups::SelfJoin); v2: it is cloned into it; else we move it.
     let self_join = c.cgroup.self_join()?;
+    let clone_into = match self_join {
+        Some(_) => None,
+        None => c.cgroup.clone_into()?,
+    };
     let (ours, theirs) = spawn::seqpacket_pair()?;
     let channel = Channel::new(ours);
     let mut child_end = Some(theirs);
-    let pid = spawn::clone_child(
-        CloneFlags::empty(),
-        Box::new(|| {
-            let channel = Channel::new(child_end.take().expect("clone runs the child once"));
-            let setup = Setup {
-                joins: &joins,
-                enters_user,
-                console: console.as_ref(),
-                linux: &linux,
-                seccomp: seccomp.as_ref(),
-                cgroup: self_join.as_ref(),
-            };
-            let err = child(&channel, &setup, process);
-            let _ = channel.send(&Message::Failed(err));
-            1
-        }),
-    )?;
+    let exec_child: Box<dyn FnMut() -> isize + '_> = Box::new(|| {
+        let channel = Channel::new(child_end.take().expect("clone runs the child once"));
+        let setup = Setup {
+            joins: &joins,
+            enters_user,
+            console: console.as_ref(),
+            linux: &linux,
+            seccomp: seccomp.as_ref(),
+            cgroup: self_join.as_ref(),
+        };
+        let err = child(&channel, &setup, process);
+        let _ = channel.send(&Message::Failed(err));
+        1
+    });
+    let (pid, placed) = match &clone_into {
+        Some(dir) => spawn::clone_child_into(
+            CloneFlags::empty(),
+            std::os::fd::AsFd::as_fd(dir),
+            exec_child,
+        )?,
+        None => (
+            spawn::clone_child(CloneFlags::empty(), exec_child)?,
+            self_join.is_some(),
+        ),
+    };
     drop(child_end);
 
     let started = (|| {
-        if self_join.is_none() {
+        if !placed {
             c.cgroup.add_process(pid.as_raw())?;
         }
         channel
