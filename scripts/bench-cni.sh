@@ -23,8 +23,8 @@ n=${1:-100}
 parallel=${2:-8}
 
 ensure_debs containernetworking-plugins iproute2
-cargo build --release --quiet -p noderun-netplug --bin netplug
-netplug=$PWD/target/release/netplug
+# netplug as it is installed: the static-pie build (scripts/build-static.sh).
+netplug=$(scripts/build-static.sh | grep '/netplug$')
 reference=/usr/lib/cni/bridge
 
 work=$(mktemp -d "${NODERUN_BENCH_DIR:-/run}/noderun-bench-cni.XXXXXX")

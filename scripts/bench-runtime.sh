@@ -19,8 +19,8 @@ source scripts/lib/busybox-bundle.sh
 cycles=${1:-60}
 
 ensure_debs runc crun busybox-static
-cargo build --release --quiet -p noderun-runtime --bin nrc
-nrc=$PWD/target/release/nrc
+# nrc as it is installed: the static-pie build (scripts/build-static.sh).
+nrc=$(scripts/build-static.sh | grep '/nrc$')
 
 work=$(mktemp -d /tmp/noderun-bench-runtime.XXXXXX)
 mounted=() ro_mount=""
