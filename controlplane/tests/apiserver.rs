@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use noderun_controlplane::client::{Client, DeleteOptions, ListOptions};
 use noderun_core::proto::{ErrorCode, EventType, Preconditions};
-use noderun_core::{Kind, Object, PodPhase};
+use noderun_core::{ConditionStatus, Kind, Object, PodCondition, PodConditionType, PodPhase};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_or_missing_token_is_unauthorized() {
@@ -25,6 +25,7 @@ async fn bad_or_missing_token_is_unauthorized() {
         (VIEWER, "viewer"),
         (NODE1, "node:n1"),
         (CONTROLLERS, "system:controllers"),
+        (SCHEDULER, "system:scheduler"),
     ] {
         assert_eq!(server.client(token).await.identity(), who);
     }
@@ -77,6 +78,11 @@ const MATRIX: &[(&str, Kind, &str)] = &[
     (CONTROLLERS, Kind::Node, "yyynyyn-"),
     (CONTROLLERS, Kind::ReplicaSet, "yyynnyn-"),
     (CONTROLLERS, Kind::Lease, "yyynn-n-"),
+    (SCHEDULER, Kind::Namespace, "nnnnnnn-"),
+    (SCHEDULER, Kind::Pod, "yyynnyny"),
+    (SCHEDULER, Kind::Node, "yyynnnn-"),
+    (SCHEDULER, Kind::ReplicaSet, "nnnnnnn-"),
+    (SCHEDULER, Kind::Lease, "nnnnn-n-"),
 ];
 
 /// The object each matrix cell acts on: node:n1's own where it has one.
@@ -143,8 +149,15 @@ async fn perform(
         }
         Verb::Status => {
             let mut current = admin.get(kind, ns, &name).await.expect("read fixture");
+            // The one status change every writer of pod status may make
+            // (the scheduler may make no other).
             if let Object::Pod(p) = &mut current {
-                p.status.phase = PodPhase::Running;
+                p.status.conditions.push(PodCondition {
+                    type_: PodConditionType::PodScheduled,
+                    status: ConditionStatus::False,
+                    reason: "Unschedulable".into(),
+                    ..PodCondition::default()
+                });
             }
             client.update_status(current).await.map(drop)
         }

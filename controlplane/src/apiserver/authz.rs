@@ -14,14 +14,19 @@
 //! read. It never binds (the scheduler's job) nor writes a pod's status
 //! (the node's).
 //!
-//! Everything else is `Forbidden`. Whether a pod is bound to the node is
-//! only known once the stored pod is read: [`authorize`] then answers
-//! [`Grant::PodsBoundTo`] and the handler checks it with
-//! [`check_pod_binding`].
+//! `system:scheduler` may read pods and nodes, bind pods, and update a
+//! pod's status only to set its PodScheduled condition (why it is not
+//! scheduled); nothing else.
+//!
+//! Everything else is `Forbidden`. Whether a pod is bound to the node, or
+//! what a status update changes, is only known once the stored pod is
+//! read: [`authorize`] then answers [`Grant::PodsBoundTo`] or
+//! [`Grant::PodScheduledCondition`] and the handler checks it with
+//! [`check_pod_binding`] or [`check_status_change`].
 
 use super::Identity;
 use noderun_core::proto::{ApiError, ErrorCode};
-use noderun_core::{Kind, Object, NODE_LEASE_NAMESPACE};
+use noderun_core::{Kind, Object, PodConditionType, PodStatus, NODE_LEASE_NAMESPACE};
 use std::fmt;
 
 /// The operations a request performs.
@@ -107,6 +112,9 @@ pub enum Grant {
     All,
     /// Allowed if the stored pod is bound to this node.
     PodsBoundTo(String),
+    /// A status update allowed if it changes nothing in the stored pod's
+    /// status but its PodScheduled condition.
+    PodScheduledCondition,
 }
 
 /// Whether `identity` may perform `verb` on `target`.
@@ -117,8 +125,25 @@ pub fn authorize(identity: &Identity, verb: Verb, target: &Target<'_>) -> Result
         Identity::Viewer => Err(forbidden(identity, verb, target, "viewers may only read")),
         Identity::Node(node) => authorize_node(identity, node, verb, target),
         Identity::Controllers => authorize_controllers(identity, verb, target),
+        Identity::Scheduler => authorize_scheduler(identity, verb, target),
     }
 }
+
+fn authorize_scheduler(
+    identity: &Identity,
+    verb: Verb,
+    target: &Target<'_>,
+) -> Result<Grant, ApiError> {
+    match (target.kind, verb) {
+        (Kind::Pod | Kind::Node, v) if v.is_read() => Ok(Grant::All),
+        (Kind::Pod, Verb::Bind) => Ok(Grant::All),
+        (Kind::Pod, Verb::UpdateStatus) => Ok(Grant::PodScheduledCondition),
+        _ => Err(forbidden(identity, verb, target, SCHEDULER_RULE)),
+    }
+}
+
+const SCHEDULER_RULE: &str = "the scheduler may read pods and nodes, bind pods, \
+and set the PodScheduled condition of a pod's status";
 
 fn authorize_controllers(
     identity: &Identity,
@@ -189,7 +214,6 @@ pub fn check_pod_binding(
     let Grant::PodsBoundTo(node) = grant else {
         return Ok(());
     };
-    let meta = stored.metadata();
     let bound_to = match stored {
         Object::Pod(pod) => pod.spec.node_name.as_str(),
         _ => "",
@@ -197,18 +221,60 @@ pub fn check_pod_binding(
     if bound_to == node {
         return Ok(());
     }
-    let target = Target {
-        kind: stored.kind(),
-        namespace: &meta.namespace,
-        name: &meta.name,
-        node_name: None,
-    };
+    let target = object_target(stored);
     let reason = if bound_to.is_empty() {
         "the pod is not bound to any node".to_owned()
     } else {
         format!("the pod is bound to node {bound_to}")
     };
     Err(forbidden(identity, verb, &target, &reason))
+}
+
+/// Check a [`Grant::PodScheduledCondition`]: the status `next` (the
+/// stored object with the request's status) may differ from the stored
+/// one only in its PodScheduled condition.
+pub fn check_status_change(
+    identity: &Identity,
+    grant: &Grant,
+    stored: &Object,
+    next: &Object,
+) -> Result<(), ApiError> {
+    if *grant != Grant::PodScheduledCondition {
+        return Ok(());
+    }
+    let (Object::Pod(old), Object::Pod(new)) = (stored, next) else {
+        return Err(forbidden(
+            identity,
+            Verb::UpdateStatus,
+            &object_target(stored),
+            SCHEDULER_RULE,
+        ));
+    };
+    let others = |s: &PodStatus| {
+        let mut s = s.clone();
+        s.conditions
+            .retain(|c| c.type_ != PodConditionType::PodScheduled);
+        s
+    };
+    if others(&old.status) == others(&new.status) {
+        return Ok(());
+    }
+    Err(forbidden(
+        identity,
+        Verb::UpdateStatus,
+        &object_target(stored),
+        "the scheduler may change only the PodScheduled condition of a pod's status",
+    ))
+}
+
+fn object_target(object: &Object) -> Target<'_> {
+    let meta = object.metadata();
+    Target {
+        kind: object.kind(),
+        namespace: &meta.namespace,
+        name: &meta.name,
+        node_name: None,
+    }
 }
 
 fn forbidden(identity: &Identity, verb: Verb, target: &Target<'_>, reason: &str) -> ApiError {
@@ -221,7 +287,7 @@ fn forbidden(identity: &Identity, verb: Verb, target: &Target<'_>, reason: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use noderun_core::{Pod, PodSpec};
+    use noderun_core::{ConditionStatus, Pod, PodCondition, PodPhase, PodSpec};
 
     fn target(kind: Kind, namespace: &'static str, name: &'static str) -> Target<'static> {
         Target {
@@ -280,30 +346,76 @@ mod tests {
         assert!(check_pod_binding(&n1, Verb::Get, &grant, &pod("")).is_err());
     }
 
-    #[test]
-    fn controller_rules() {
-        let c = Identity::Controllers;
-        // get list watch create update status delete bind, as in the
-        // apiserver's matrix test.
-        let rows = [
-            (Kind::Namespace, "nnnnnnnn"),
-            (Kind::Pod, "yyyyynyn"),
-            (Kind::Node, "yyynyynn"),
-            (Kind::ReplicaSet, "yyynnynn"),
-            (Kind::Lease, "yyynnnnn"),
-        ];
+    /// Check `identity`'s rows: per kind, one `y`/`n` per verb in the order
+    /// get list watch create update status delete bind, as in the
+    /// apiserver's matrix test.
+    fn assert_rows(identity: &Identity, rows: [(Kind, &str); 5]) {
         for (kind, row) in rows {
             let t = target(kind, "default", "x");
             for (verb, want) in Verb::ALL.into_iter().zip(row.chars()) {
-                let got = authorize(&c, verb, &t);
-                assert_eq!(got.is_ok(), want == 'y', "{verb} {kind}: {got:?}");
+                let got = authorize(identity, verb, &t);
+                assert_eq!(
+                    got.is_ok(),
+                    want == 'y',
+                    "{identity} {verb} {kind}: {got:?}"
+                );
             }
         }
+    }
+
+    #[test]
+    fn controller_rules() {
+        let c = Identity::Controllers;
+        assert_rows(
+            &c,
+            [
+                (Kind::Namespace, "nnnnnnnn"),
+                (Kind::Pod, "yyyyynyn"),
+                (Kind::Node, "yyynyynn"),
+                (Kind::ReplicaSet, "yyynnynn"),
+                (Kind::Lease, "yyynnnnn"),
+            ],
+        );
         let e = authorize(&c, Verb::Bind, &target(Kind::Pod, "default", "p")).unwrap_err();
         assert!(
             e.message
                 .contains("system:controllers may not bind pods default/p"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn scheduler_rules() {
+        let s = Identity::Scheduler;
+        assert_rows(
+            &s,
+            [
+                (Kind::Namespace, "nnnnnnnn"),
+                (Kind::Pod, "yyynnyny"),
+                (Kind::Node, "yyynnnnn"),
+                (Kind::ReplicaSet, "nnnnnnnn"),
+                (Kind::Lease, "nnnnnnnn"),
+            ],
+        );
+        let grant = authorize(&s, Verb::UpdateStatus, &target(Kind::Pod, "default", "p")).unwrap();
+        assert_eq!(grant, Grant::PodScheduledCondition);
+        let stored = Pod::default();
+        let mut scheduled = stored.clone();
+        scheduled.status.conditions.push(PodCondition {
+            type_: PodConditionType::PodScheduled,
+            status: ConditionStatus::False,
+            reason: "Unschedulable".into(),
+            ..PodCondition::default()
+        });
+        let (stored, scheduled) = (Object::Pod(stored), Object::Pod(scheduled));
+        assert!(check_status_change(&s, &grant, &stored, &scheduled).is_ok());
+        let mut running = scheduled.clone();
+        if let Object::Pod(p) = &mut running {
+            p.status.phase = PodPhase::Running;
+        }
+        let e = check_status_change(&s, &grant, &stored, &running).unwrap_err();
+        assert!(e.message.contains("only the PodScheduled condition"), "{e}");
+        // Other identities' grants are not this check's business.
+        assert!(check_status_change(&s, &Grant::All, &stored, &running).is_ok());
     }
 }

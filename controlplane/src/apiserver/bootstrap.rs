@@ -1,10 +1,11 @@
 //! First start: the tokens file with an admin token (and the token alone
-//! in `admin.token`, for clients) and a `system:controllers` token (alone
-//! in `controllers.token`, for the in-process controllers), all mode 0600,
+//! in `admin.token`, for clients), a `system:controllers` token (alone in
+//! `controllers.token`, for the in-process controllers) and a
+//! `system:scheduler` token (alone in `scheduler.token`), all mode 0600,
 //! and the namespaces that always exist (`default`, and
 //! `noderun-node-lease` for node heartbeats). Later starts keep what is
-//! there; a data dir made before the controllers existed gets their token
-//! added to its tokens file.
+//! there; a data dir made before the controllers or the scheduler existed
+//! gets their token added to its tokens file.
 
 use super::admission::admit_create;
 use super::ids;
@@ -24,6 +25,8 @@ pub struct TokenFiles {
     pub admin_token: PathBuf,
     /// The `system:controllers` token alone.
     pub controllers_token: PathBuf,
+    /// The `system:scheduler` token alone.
+    pub scheduler_token: PathBuf,
     /// Whether this start made them.
     pub created: bool,
 }
@@ -44,11 +47,19 @@ pub fn ensure_tokens(data_dir: &Path) -> Result<TokenFiles, TokenWriteError> {
         tokens: data_dir.join("tokens.csv"),
         admin_token: data_dir.join("admin.token"),
         controllers_token: data_dir.join("controllers.token"),
+        scheduler_token: data_dir.join("scheduler.token"),
         created: false,
     };
     if files.tokens.exists() {
         if !files.controllers_token.exists() {
-            add_controllers_token(&files)?;
+            add_system_token(
+                &files.tokens,
+                &files.controllers_token,
+                "system:controllers",
+            )?;
+        }
+        if !files.scheduler_token.exists() {
+            add_system_token(&files.tokens, &files.scheduler_token, "system:scheduler")?;
         }
         return Ok(files);
     }
@@ -58,35 +69,41 @@ pub fn ensure_tokens(data_dir: &Path) -> Result<TokenFiles, TokenWriteError> {
     })?;
     let token = ids::new_token();
     let controllers = ids::new_token();
+    let scheduler = ids::new_token();
     write_private(&files.admin_token, format!("{token}\n").as_bytes())?;
     write_private(
         &files.controllers_token,
         format!("{controllers}\n").as_bytes(),
     )?;
+    write_private(&files.scheduler_token, format!("{scheduler}\n").as_bytes())?;
     let text = format!(
-        "# token,identity (admin, viewer, system:controllers or node:<node name>)\n\
-         {token},admin\n{controllers},system:controllers\n"
+        "# token,identity (admin, viewer, system:controllers, system:scheduler or \
+         node:<node name>)\n\
+         {token},admin\n{controllers},system:controllers\n{scheduler},system:scheduler\n"
     );
     write_private(&files.tokens, text.as_bytes())?;
     files.created = true;
     Ok(files)
 }
 
-/// Append a `system:controllers` line to an existing tokens file and
-/// write the token alone next to it.
-fn add_controllers_token(files: &TokenFiles) -> Result<(), TokenWriteError> {
-    let err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| TokenWriteError { path, source }
-    };
-    let mut text = std::fs::read_to_string(&files.tokens).map_err(err(&files.tokens))?;
+/// Append a line for `identity` to an existing tokens file and write the
+/// token alone in `token_file`.
+fn add_system_token(
+    tokens: &Path,
+    token_file: &Path,
+    identity: &str,
+) -> Result<(), TokenWriteError> {
+    let mut text = std::fs::read_to_string(tokens).map_err(|source| TokenWriteError {
+        path: tokens.to_owned(),
+        source,
+    })?;
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
     let token = ids::new_token();
-    text.push_str(&format!("{token},system:controllers\n"));
-    write_private(&files.controllers_token, format!("{token}\n").as_bytes())?;
-    write_private(&files.tokens, text.as_bytes())
+    text.push_str(&format!("{token},{identity}\n"));
+    write_private(token_file, format!("{token}\n").as_bytes())?;
+    write_private(tokens, text.as_bytes())
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TokenWriteError> {
@@ -138,24 +155,43 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn an_older_tokens_file_gets_a_controllers_token() {
-        let dir = noderun_testkit::TempDir::new("cp-bootstrap").unwrap();
-        let made = ensure_tokens(dir.path()).unwrap();
+    /// Each token file names its identity in the tokens file.
+    fn assert_identities(files: &TokenFiles) {
+        assert_eq!(identity_of(files, &files.admin_token), Identity::Admin);
         assert_eq!(
-            identity_of(&made, &made.controllers_token),
+            identity_of(files, &files.controllers_token),
             Identity::Controllers
         );
-        // As a data dir from before the controllers: the admin line only.
+        assert_eq!(
+            identity_of(files, &files.scheduler_token),
+            Identity::Scheduler
+        );
+    }
+
+    #[test]
+    fn an_older_tokens_file_gets_the_system_tokens() {
+        let dir = noderun_testkit::TempDir::new("cp-bootstrap").unwrap();
+        let made = ensure_tokens(dir.path()).unwrap();
+        assert!(made.created);
+        assert_identities(&made);
+        // As a data dir from before the controllers and the scheduler:
+        // the admin line only.
         let admin = std::fs::read_to_string(&made.admin_token).unwrap();
         std::fs::write(&made.tokens, format!("{},admin", admin.trim())).unwrap();
         std::fs::remove_file(&made.controllers_token).unwrap();
+        std::fs::remove_file(&made.scheduler_token).unwrap();
         let again = ensure_tokens(dir.path()).unwrap();
         assert!(!again.created);
-        assert_eq!(identity_of(&again, &again.admin_token), Identity::Admin);
-        assert_eq!(
-            identity_of(&again, &again.controllers_token),
-            Identity::Controllers
-        );
+        assert_identities(&again);
+        // A data dir from before the scheduler alone.
+        let before = std::fs::read_to_string(&again.tokens).unwrap();
+        let without: String = before
+            .lines()
+            .filter(|l| !l.ends_with(",system:scheduler"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&again.tokens, without).unwrap();
+        std::fs::remove_file(&again.scheduler_token).unwrap();
+        assert_identities(&ensure_tokens(dir.path()).unwrap());
     }
 }

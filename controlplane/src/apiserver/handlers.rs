@@ -3,7 +3,7 @@
 //! [`Apiserver::handle`] dispatches to them.
 
 use super::admission::{admit_create, admit_status, admit_update, has_status};
-use super::authz::{authorize, check_pod_binding, Grant, Target, Verb};
+use super::authz::{authorize, check_pod_binding, check_status_change, Grant, Target, Verb};
 use super::errors::from_store;
 use super::{ids, Apiserver, Identity};
 use crate::store::{Store, StoreError, WatchFilter};
@@ -268,6 +268,7 @@ impl<S: Store> Apiserver<S> {
         // its pod elsewhere through it.
         let stored = self.read_authorized(&doing, &grant).await?;
         let next = admit_status(&stored, &object)?;
+        check_status_change(identity, &grant, &stored, &next)?;
         let updated = self.store.update(next).await;
         Ok(Response::Object(
             updated.map_err(|e| from_store(e, &doing))?,

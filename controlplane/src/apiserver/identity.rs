@@ -1,8 +1,8 @@
-//! [`Identity`]: who a connection authenticated as. There are four kinds:
+//! [`Identity`]: who a connection authenticated as. There are five kinds:
 //! `admin` (everything), `viewer` (read only), `node:<name>` (the node
-//! agent of one node) and `system:controllers` (the ReplicaSet, node
-//! lifecycle and garbage collection controllers). The authorization rules
-//! live in `authz`.
+//! agent of one node), `system:controllers` (the ReplicaSet, node
+//! lifecycle and garbage collection controllers) and `system:scheduler`
+//! (the scheduler). The authorization rules live in `authz`.
 
 use noderun_core::validate::names;
 use std::fmt;
@@ -17,11 +17,13 @@ pub enum Identity {
     Node(String),
     /// The control plane's controllers.
     Controllers,
+    /// The scheduler.
+    Scheduler,
 }
 
 /// Text that names no identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown identity {0:?} (expected admin, viewer, system:controllers or node:<node name>)")]
+#[error("unknown identity {0:?} (expected admin, viewer, system:controllers, system:scheduler or node:<node name>)")]
 pub struct UnknownIdentity(pub String);
 
 impl FromStr for Identity {
@@ -32,6 +34,7 @@ impl FromStr for Identity {
             "admin" => Ok(Identity::Admin),
             "viewer" => Ok(Identity::Viewer),
             "system:controllers" => Ok(Identity::Controllers),
+            "system:scheduler" => Ok(Identity::Scheduler),
             _ => match s.strip_prefix("node:") {
                 Some(name) if names::dns1123_subdomain(name).is_ok() => {
                     Ok(Identity::Node(name.to_owned()))
@@ -49,6 +52,7 @@ impl fmt::Display for Identity {
             Identity::Viewer => f.write_str("viewer"),
             Identity::Node(name) => write!(f, "node:{name}"),
             Identity::Controllers => f.write_str("system:controllers"),
+            Identity::Scheduler => f.write_str("system:scheduler"),
         }
     }
 }
@@ -64,6 +68,7 @@ mod tests {
             "viewer",
             "node:node-1.example.com",
             "system:controllers",
+            "system:scheduler",
         ] {
             let id: Identity = text.parse().unwrap();
             assert_eq!(id.to_string(), text);

@@ -23,6 +23,7 @@ pub const VIEWER: &str = "viewer-token-0123456789abcdef";
 pub const NODE1: &str = "node1-token-0123456789abcdef";
 pub const NODE2: &str = "node2-token-0123456789abcdef";
 pub const CONTROLLERS: &str = "controllers-token-0123456789abcdef";
+pub const SCHEDULER: &str = "scheduler-token-0123456789abcdef";
 
 /// A running apiserver on a fresh store. Dropping it stops the server and
 /// removes the data dir and socket.
@@ -59,7 +60,7 @@ impl TestServer {
             .expect("namespaces");
         let tokens = format!(
             "{ADMIN},admin\n{VIEWER},viewer\n{NODE1},node:n1\n{NODE2},node:n2\n\
-             {CONTROLLERS},system:controllers\n"
+             {CONTROLLERS},system:controllers\n{SCHEDULER},system:scheduler\n"
         );
         let authn = Authenticator::parse(&tokens, &dir.join("tokens.csv")).expect("tokens");
         let socket = dir.join("cp.sock");
