@@ -1,7 +1,8 @@
 //! The `controlplane` binary as an operator starts it: first start makes
 //! the admin token and the cluster CA and says where they are, clients
 //! reach it over the socket and over TLS, SIGTERM stops it and removes the
-//! socket, and a second start keeps the token and the data.
+//! socket, a second start keeps the token and the data, and its scheduler
+//! binds pods.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -115,4 +116,30 @@ async fn first_start_prints_where_the_token_and_ca_are() {
         .await
         .unwrap();
     unix.get(Kind::Namespace, "", "kept").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn its_scheduler_binds_pods() {
+    use noderun_core::sched::sample;
+    let dir = TempDir::new("cp-bin-scheduler").unwrap();
+    let (_guard, _) = start(&dir, free_port());
+    let data = dir.join("data");
+    assert!(data.join("scheduler.token").exists());
+    let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let admin = Client::connect(&Endpoint::Unix(dir.join("cp.sock")), token.trim(), "t")
+        .await
+        .unwrap();
+    let n1 = sample::node("n1", 4000, 8 << 30, "zone-a");
+    admin.create(Object::Node(n1)).await.unwrap();
+    let pod = sample::pod("default", "web", 500, 1 << 30);
+    admin.create(Object::Pod(pod)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = admin.get(Kind::Pod, "default", "web").await.unwrap();
+        if matches!(&got, Object::Pod(p) if p.spec.node_name == "n1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not bound: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -1,17 +1,18 @@
-//! `controlplane`: the store, the apiserver and the controllers in one
-//! process.
+//! `controlplane`: the store, the apiserver, the controllers and the
+//! scheduler in one process.
 //!
 //! ```text
 //! controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
 //! controlplane --data-dir /var/lib/noderun/controlplane --store etcd://127.0.0.1:2379
 //! ```
 //!
-//! On first start it makes the admin token, the controllers' token and
-//! the cluster CA under the data dir and says where they are. The objects
-//! live in the embedded store under the data dir, or in etcd with
-//! `--store etcd://...`. The controllers talk to the apiserver over its
-//! Unix socket as `system:controllers`, like any other client
-//! (`--no-controllers` leaves them out).
+//! On first start it makes the admin token, the controllers' and the
+//! scheduler's tokens and the cluster CA under the data dir and says where
+//! they are. The objects live in the embedded store under the data dir, or
+//! in etcd with `--store etcd://...`. The controllers and the scheduler
+//! talk to the apiserver over its Unix socket as `system:controllers` and
+//! `system:scheduler`, like any other client (`--no-controllers` and
+//! `--no-scheduler` leave them out).
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
@@ -20,9 +21,10 @@ use noderun_controlplane::apiserver::{
 };
 use noderun_controlplane::client::Endpoint;
 use noderun_controlplane::controllers::{self, Connector, ControllerOptions};
+use noderun_controlplane::scheduler::{self, SchedulerOptions};
 use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore, Store};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -33,7 +35,8 @@ enum LogFormat {
     Json,
 }
 
-/// The noderun control plane: the store, the apiserver and the controllers.
+/// The noderun control plane: the store, the apiserver, the controllers and
+/// the scheduler.
 ///
 /// Example: controlplane --data-dir /var/lib/noderun/controlplane --listen 0.0.0.0:6443
 ///
@@ -86,6 +89,29 @@ struct Args {
     /// unreachable or not-ready node before they are evicted.
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     default_toleration_seconds: i64,
+    /// Do not run the scheduler in this process (pods stay unbound unless
+    /// another scheduler binds them).
+    #[arg(long)]
+    no_scheduler: bool,
+    /// The scheduler's token; default <data-dir>/scheduler.token. Its
+    /// line in the tokens file names the identity system:scheduler.
+    #[arg(long, value_name = "PATH")]
+    scheduler_token_file: Option<PathBuf>,
+}
+
+/// A connector to this process's socket with the token in `path`.
+fn connector(socket: &Path, path: &Path, identity: &str, flag: &str) -> Result<Connector> {
+    let token = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the token of {identity} {}; put a `TOKEN,{identity}` line in the tokens \
+             file and TOKEN in this file, or start with {flag}",
+            path.display()
+        )
+    })?;
+    Ok(Connector {
+        endpoint: Endpoint::Unix(socket.to_owned()),
+        token: token.trim().to_owned(),
+    })
 }
 
 /// `40s`, `2.5s` or `40` (seconds).
@@ -191,30 +217,38 @@ async fn serve<S: Store>(store: S, args: Args) -> Result<()> {
         compactor::run(compacting.store(), Duration::from_secs(60), keep).await
     });
     let running = apiserver::start(server, listen).await?;
-    let (stop_controllers, stopped) = tokio::sync::watch::channel(false);
-    let controllers = if args.no_controllers {
-        None
-    } else {
+    let (stop_background, stopped) = tokio::sync::watch::channel(false);
+    let mut background = Vec::new();
+    if !args.no_controllers {
         let token_file = (args.controllers_token_file.clone())
             .unwrap_or_else(|| tokens.controllers_token.clone());
-        let token = std::fs::read_to_string(&token_file).with_context(|| {
-            format!(
-                "reading the controllers' token {}; put a `TOKEN,system:controllers` line in \
-                 the tokens file and TOKEN in this file, or start with --no-controllers",
-                token_file.display()
-            )
-        })?;
-        let connector = Connector {
-            endpoint: Endpoint::Unix(args.socket.clone()),
-            token: token.trim().to_owned(),
-        };
+        let connector = connector(
+            &args.socket,
+            &token_file,
+            "system:controllers",
+            "--no-controllers",
+        )?;
         let options = ControllerOptions {
             node_monitor_grace_period: args.node_monitor_grace_period,
             default_toleration_seconds: args.default_toleration_seconds,
             ..ControllerOptions::default()
         };
-        Some(tokio::spawn(controllers::run(connector, options, stopped)))
-    };
+        let task = tokio::spawn(controllers::run(connector, options, stopped.clone()));
+        background.push(("controllers", task));
+    }
+    if !args.no_scheduler {
+        let token_file =
+            (args.scheduler_token_file.clone()).unwrap_or_else(|| tokens.scheduler_token.clone());
+        let connector = connector(
+            &args.socket,
+            &token_file,
+            "system:scheduler",
+            "--no-scheduler",
+        )?;
+        let options = SchedulerOptions::default();
+        let task = tokio::spawn(scheduler::run(connector, options, stopped));
+        background.push(("scheduler", task));
+    }
     if tokens.created {
         println!(
             "admin token written to {} (mode 0600)",
@@ -235,13 +269,13 @@ async fn serve<S: Store>(store: S, args: Args) -> Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
-    let _ = stop_controllers.send(true);
-    if let Some(task) = controllers {
+    let _ = stop_background.send(true);
+    for (what, task) in background {
         if tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .is_err()
         {
-            tracing::warn!("the controllers did not stop within 10 s; going on");
+            tracing::warn!("the {what} did not stop within 10 s; going on");
         }
     }
     running.shutdown().await;

@@ -14,9 +14,12 @@ use noderun_core::{
     ReplicaSet, ReplicaSetSpec, NODE_LEASE_NAMESPACE,
 };
 use noderun_testkit::TempDir;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub const ADMIN: &str = "admin-token-0123456789abcdef";
 pub const VIEWER: &str = "viewer-token-0123456789abcdef";
@@ -190,5 +193,63 @@ pub fn fixture_namespace(kind: Kind) -> &'static str {
         Kind::Lease => NODE_LEASE_NAMESPACE,
         k if k.is_namespaced() => "default",
         _ => "",
+    }
+}
+
+/// Poll `check` until it gives a value; fail after 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn as_node(object: Object) -> Node {
+    match object {
+        Object::Node(n) => n,
+        other => panic!("not a node: {other:?}"),
+    }
+}
+
+pub fn as_pod(object: Object) -> Pod {
+    match object {
+        Object::Pod(p) => p,
+        other => panic!("not a pod: {other:?}"),
+    }
+}
+
+/// A server whose watches may fall one event behind before it expires
+/// them (so that a burst of writes makes a slow watcher relist).
+pub async fn lagging_watch_server() -> TestServer {
+    let serve = ServeOptions {
+        watch_buffer: 1,
+        ..ServeOptions::default()
+    };
+    TestServer::start_with(serve, Extra::default()).await
+}
+
+/// Create unbound pods `p0..p<count>` in `default` over 16 admin
+/// connections at once.
+pub async fn create_pods_at_once(server: &TestServer, count: usize) {
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..16 {
+        let admin = server.client(ADMIN).await;
+        writers.spawn(async move {
+            for i in (w..count).step_by(16) {
+                let name = format!("p{i}");
+                admin.create(pod("default", &name, "")).await.unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
     }
 }
