@@ -11,7 +11,10 @@
 //! - [`process`]: the container process's identity and confinement:
 //!   namespaces joined, user, capabilities, rlimits.
 //! - [`seccomp`]: the spec's seccomp profile compiled to BPF and loaded.
+//! - [`agent`]: the node agent's pod layer: pods into running, networked
+//!   containers and back, through a pre-forked container runner.
 
+pub mod agent;
 pub mod cgroups;
 pub mod container;
 pub mod image;

@@ -1,0 +1,360 @@
+//! [`Runner`]: the node agent's container runner, a small helper process
+//! forked when the agent starts, before it has threads.
+//!
+//! Why a process: creating a container clones the calling process (see
+//! `crate::sys::spawn`), and a clone of a multi-threaded process may only
+//! make async-signal-safe calls until it execs, while the init does its
+//! whole setup in Rust first. The agent will be a multi-threaded tokio
+//! process; the runner stays single-threaded and calls the runtime library
+//! (`crate::container`) for it. The containers' inits are the runner's
+//! children: it reaps them as they exit and reports their exit status.
+//!
+//! The two talk over a SOCK_SEQPACKET socket pair, one postcard message
+//! per packet ([`protocol`]), one request at a time. The client side is a
+//! mutex'd fd: blocking calls from sync code, or the `*_async` methods,
+//! which run the call on tokio's blocking pool.
+//!
+//! Lifetime: the runner gets SIGKILL when the thread that forked it ends
+//! (PR_SET_PDEATHSIG; fork from the main thread, which lives as long as
+//! the daemon), and exits at end of file on its socket. Dropping the
+//! [`Runner`] closes the socket and reaps it. Containers outlive it: their
+//! inits are re-parented, and their state stays under the runtime root.
+
+pub mod protocol;
+mod server;
+mod sys;
+
+pub use protocol::{ContainerState, Exit, Status, Stdio};
+pub use sys::RunnerSysError;
+
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+use protocol::{Request, Response, MAX_PACKET};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What went wrong talking to the runner, or what it reported.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("starting the container runner: {0}")]
+    Start(#[source] RunnerSysError),
+    #[error("starting the container runner: {0}")]
+    SocketPair(#[source] crate::sys::spawn::SpawnError),
+    #[error("container runner (pid {pid}): {verb} {id}: {source}")]
+    Transport {
+        pid: i32,
+        verb: &'static str,
+        id: String,
+        #[source]
+        source: RunnerSysError,
+    },
+    #[error("container runner (pid {pid}) closed its socket during {verb} {id}; it has died (see the node's logs and dmesg)")]
+    Gone {
+        pid: i32,
+        verb: &'static str,
+        id: String,
+    },
+    #[error("container runner (pid {pid}): garbled answer to {verb} {id}: {message}")]
+    Protocol {
+        pid: i32,
+        verb: &'static str,
+        id: String,
+        message: String,
+    },
+    /// The runtime's own error, with its context (container, path).
+    #[error("{0}")]
+    Failed(String),
+    #[error("the blocking task for {verb} {id} failed: {message}")]
+    Task {
+        verb: &'static str,
+        id: String,
+        message: String,
+    },
+}
+
+impl RunnerError {
+    /// Whether the runtime said the container does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RunnerError::Failed(text) if text.ends_with("does not exist"))
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    pid: Pid,
+    socket: Mutex<Option<OwnedFd>>,
+}
+
+/// A handle on the runner; clones share it. The runner ends when the last
+/// clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+impl Runner {
+    /// Fork the runner. Call it while the process has one thread (the
+    /// daemon's `main`, before the tokio runtime starts): the runner is a
+    /// copy of the calling thread, and any lock another thread held at the
+    /// fork would stay held in it forever. Tests, whose harness has
+    /// threads, fork it while their other threads wait on a lock.
+    pub fn start() -> Result<Runner, RunnerError> {
+        let (ours, theirs) =
+            crate::sys::spawn::seqpacket_pair().map_err(RunnerError::SocketPair)?;
+        let parent = nix::unistd::getpid();
+        match sys::fork().map_err(RunnerError::Start)? {
+            ForkResult::Child => {
+                drop(ours);
+                runner_main(theirs, parent)
+            }
+            ForkResult::Parent { child } => {
+                drop(theirs);
+                tracing::debug!(pid = child.as_raw(), "container runner started");
+                Ok(Runner {
+                    inner: Arc::new(Inner {
+                        pid: child,
+                        socket: Mutex::new(Some(ours)),
+                    }),
+                })
+            }
+        }
+    }
+
+    /// The runner's pid.
+    pub fn pid(&self) -> i32 {
+        self.inner.pid.as_raw()
+    }
+
+    /// Create the container `id` from the bundle at `bundle`, its state
+    /// under `root`; returns the init's pid.
+    pub fn create(
+        &self,
+        root: &Path,
+        id: &str,
+        bundle: &Path,
+        stdio: Option<Stdio>,
+    ) -> Result<i32, RunnerError> {
+        match self.call(&Request::Create {
+            root: root.into(),
+            id: id.into(),
+            bundle: bundle.into(),
+            stdio,
+        })? {
+            Response::Created { pid } => Ok(pid),
+            other => Err(self.unexpected("create", id, &other)),
+        }
+    }
+
+    pub fn start_container(&self, root: &Path, id: &str) -> Result<(), RunnerError> {
+        self.done(Request::Start {
+            root: root.into(),
+            id: id.into(),
+        })
+    }
+
+    /// Send `signal` to the init, or with `all` to every process of the
+    /// container.
+    pub fn kill(
+        &self,
+        root: &Path,
+        id: &str,
+        signal: Signal,
+        all: bool,
+    ) -> Result<(), RunnerError> {
+        self.done(Request::Kill {
+            root: root.into(),
+            id: id.into(),
+            signal: signal as i32,
+            all,
+        })
+    }
+
+    pub fn delete(&self, root: &Path, id: &str, force: bool) -> Result<(), RunnerError> {
+        self.done(Request::Delete {
+            root: root.into(),
+            id: id.into(),
+            force,
+        })
+    }
+
+    pub fn state(&self, root: &Path, id: &str) -> Result<ContainerState, RunnerError> {
+        match self.call(&Request::State {
+            root: root.into(),
+            id: id.into(),
+        })? {
+            Response::State(s) => Ok(s),
+            other => Err(self.unexpected("state", id, &other)),
+        }
+    }
+
+    /// [`Runner::create`] from async code (on tokio's blocking pool).
+    pub async fn create_async(
+        &self,
+        root: PathBuf,
+        id: String,
+        bundle: PathBuf,
+        stdio: Option<Stdio>,
+    ) -> Result<i32, RunnerError> {
+        let verb_id = id.clone();
+        self.blocking("create", verb_id, move |r| {
+            r.create(&root, &id, &bundle, stdio)
+        })
+        .await
+    }
+
+    /// [`Runner::start_container`] from async code.
+    pub async fn start_async(&self, root: PathBuf, id: String) -> Result<(), RunnerError> {
+        self.blocking("start", id.clone(), move |r| r.start_container(&root, &id))
+            .await
+    }
+
+    /// [`Runner::kill`] from async code.
+    pub async fn kill_async(
+        &self,
+        root: PathBuf,
+        id: String,
+        signal: Signal,
+        all: bool,
+    ) -> Result<(), RunnerError> {
+        self.blocking("kill", id.clone(), move |r| r.kill(&root, &id, signal, all))
+            .await
+    }
+
+    /// [`Runner::delete`] from async code.
+    pub async fn delete_async(
+        &self,
+        root: PathBuf,
+        id: String,
+        force: bool,
+    ) -> Result<(), RunnerError> {
+        self.blocking("delete", id.clone(), move |r| r.delete(&root, &id, force))
+            .await
+    }
+
+    /// [`Runner::state`] from async code.
+    pub async fn state_async(
+        &self,
+        root: PathBuf,
+        id: String,
+    ) -> Result<ContainerState, RunnerError> {
+        self.blocking("state", id.clone(), move |r| r.state(&root, &id))
+            .await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        verb: &'static str,
+        id: String,
+        f: impl FnOnce(&Runner) -> Result<T, RunnerError> + Send + 'static,
+    ) -> Result<T, RunnerError> {
+        let runner = self.clone();
+        tokio::task::spawn_blocking(move || f(&runner))
+            .await
+            .map_err(|e| RunnerError::Task {
+                verb,
+                id,
+                message: e.to_string(),
+            })?
+    }
+
+    fn done(&self, request: Request) -> Result<(), RunnerError> {
+        match self.call(&request)? {
+            Response::Done => Ok(()),
+            other => Err(self.unexpected(request.verb(), request.id(), &other)),
+        }
+    }
+
+    fn unexpected(&self, verb: &'static str, id: &str, got: &Response) -> RunnerError {
+        RunnerError::Protocol {
+            pid: self.pid(),
+            verb,
+            id: id.into(),
+            message: format!("unexpected {got:?}"),
+        }
+    }
+
+    /// One request, one answer, under the socket's lock.
+    fn call(&self, request: &Request) -> Result<Response, RunnerError> {
+        let (pid, verb, id) = (self.pid(), request.verb(), request.id());
+        let transport = |source| RunnerError::Transport {
+            pid,
+            verb,
+            id: id.into(),
+            source,
+        };
+        let guard = self
+            .inner
+            .socket
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let socket = guard.as_ref().ok_or_else(|| RunnerError::Gone {
+            pid,
+            verb,
+            id: id.into(),
+        })?;
+        sys::send_packet(socket.as_fd(), &protocol::encode(request)).map_err(transport)?;
+        let mut buf = vec![0u8; MAX_PACKET];
+        let n = sys::recv_packet(socket.as_fd(), &mut buf)
+            .map_err(transport)?
+            .ok_or_else(|| RunnerError::Gone {
+                pid,
+                verb,
+                id: id.into(),
+            })?;
+        match protocol::decode::<Response>(&buf[..n]) {
+            Ok(Response::Failed(text)) => Err(RunnerError::Failed(text)),
+            Ok(response) => Ok(response),
+            Err(e) => Err(RunnerError::Protocol {
+                pid,
+                verb,
+                id: id.into(),
+                message: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // End of file tells the runner to exit; give it a moment, then
+        // make sure, and reap it either way.
+        drop(
+            self.socket
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match sys::try_wait(self.pid) {
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Ok(None) => {
+                    let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+                    let _ = crate::sys::spawn::wait_exit(self.pid);
+                    return;
+                }
+                Ok(Some(_)) | Err(_) => return,
+            }
+        }
+    }
+}
+
+/// The forked child: become the runner and never return.
+fn runner_main(socket: OwnedFd, parent: Pid) -> ! {
+    sys::set_name(c"noderun-runner");
+    let code = match sys::die_with_parent(Signal::SIGKILL, parent) {
+        Ok(true) => {
+            server::serve(socket);
+            0
+        }
+        // The parent is already gone: nobody will ever ask anything.
+        Ok(false) | Err(_) => 1,
+    };
+    // SAFETY: leave without running the parent's atexit handlers or
+    // destructors of state copied from it (test harness, tokio).
+    unsafe { libc::_exit(code) }
+}

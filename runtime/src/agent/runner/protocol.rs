@@ -1,0 +1,192 @@
+//! What the agent and its runner say to each other: one postcard-encoded
+//! [`Request`] per SOCK_SEQPACKET packet, answered by one [`Response`].
+//! Errors cross as text (the whole error chain, with the container and
+//! path it names), since the runner's error types stay in the runner.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The largest packet either side sends or accepts.
+pub const MAX_PACKET: usize = 256 * 1024;
+
+/// Where the container's init gets its stdio: stdin is /dev/null, stdout
+/// and stderr are appended to these files (created if missing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stdio {
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+/// One lifecycle verb on the container `id` under the runtime root `root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Create {
+        root: PathBuf,
+        id: String,
+        bundle: PathBuf,
+        stdio: Option<Stdio>,
+    },
+    Start {
+        root: PathBuf,
+        id: String,
+    },
+    Kill {
+        root: PathBuf,
+        id: String,
+        signal: i32,
+        /// Every process of the container's cgroup, not only the init.
+        all: bool,
+    },
+    Delete {
+        root: PathBuf,
+        id: String,
+        force: bool,
+    },
+    State {
+        root: PathBuf,
+        id: String,
+    },
+}
+
+impl Request {
+    /// The container the request is about (for error context).
+    pub fn id(&self) -> &str {
+        match self {
+            Request::Create { id, .. }
+            | Request::Start { id, .. }
+            | Request::Kill { id, .. }
+            | Request::Delete { id, .. }
+            | Request::State { id, .. } => id,
+        }
+    }
+
+    /// The verb's name, as runc spells it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::Create { .. } => "create",
+            Request::Start { .. } => "start",
+            Request::Kill { .. } => "kill",
+            Request::Delete { .. } => "delete",
+            Request::State { .. } => "state",
+        }
+    }
+}
+
+/// A container's lifecycle status, as the runtime reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+/// How the container's init ended, seen by the runner (its parent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+/// A container's state: its status, its init, and when it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    pub status: Status,
+    /// The init's pid in the runner's pid namespace.
+    pub pid: i32,
+    /// The cgroup, relative to each hierarchy's root.
+    pub cgroup_path: PathBuf,
+    /// RFC 3339 times; `started` once `start` succeeded through this
+    /// runner, `finished` once the runner reaped the init.
+    pub created: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+    /// Known when the runner reaped the init; `None` for a stopped
+    /// container whose init was not this runner's child.
+    pub exit: Option<Exit>,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// create: the init's pid.
+    Created {
+        pid: i32,
+    },
+    /// start, kill, delete.
+    Done,
+    State(ContainerState),
+    /// The verb failed; the text is the whole error chain.
+    Failed(String),
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("protocol messages always serialize")
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(packet: &'a [u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(packet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        let requests = [
+            Request::Create {
+                root: "/run/noderun/containers".into(),
+                id: "uid_web".into(),
+                bundle: "/run/noderun/pods/uid/web".into(),
+                stdio: Some(Stdio {
+                    stdout: "/var/log/x/0.log".into(),
+                    stderr: "/var/log/x/0.log".into(),
+                }),
+            },
+            Request::Start {
+                root: "/r".into(),
+                id: "a".into(),
+            },
+            Request::Kill {
+                root: "/r".into(),
+                id: "a".into(),
+                signal: 15,
+                all: true,
+            },
+            Request::Delete {
+                root: "/r".into(),
+                id: "a".into(),
+                force: false,
+            },
+            Request::State {
+                root: "/r".into(),
+                id: "a".into(),
+            },
+        ];
+        for r in &requests {
+            assert_eq!(&decode::<Request>(&encode(r)).unwrap(), r);
+        }
+        let responses = [
+            Response::Created { pid: 42 },
+            Response::Done,
+            Response::Failed("container \"a\" does not exist".into()),
+            Response::State(ContainerState {
+                id: "a".into(),
+                status: Status::Stopped,
+                pid: 42,
+                cgroup_path: "noderun/besteffort/podx/a".into(),
+                created: "2026-12-02T10:00:00Z".into(),
+                started: Some("2026-12-02T10:00:01Z".into()),
+                finished: None,
+                exit: Some(Exit::Signal(9)),
+            }),
+        ];
+        for r in &responses {
+            assert_eq!(&decode::<Response>(&encode(r)).unwrap(), r);
+        }
+        assert!(decode::<Request>(&[200, 1, 2]).is_err());
+        assert!(decode::<Response>(&[]).is_err());
+    }
+}

@@ -1,0 +1,209 @@
+//! The syscalls the runner needs, behind named wrappers: fork, the
+//! parent-death signal, pidfds, packet I/O, and swapping the process's
+//! stdio for a container's while its init is cloned.
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::unistd::{ForkResult, Pid};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerSysError {
+    #[error("{op}: {errno}")]
+    Call { op: &'static str, errno: Errno },
+    #[error("{op} {path}: {source}")]
+    File {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn call(op: &'static str) -> impl FnOnce(Errno) -> RunnerSysError {
+    move |errno| RunnerSysError::Call { op, errno }
+}
+
+/// fork(2). The child is a copy of the calling thread only: call it
+/// before the process starts threads (see [`super::Runner::start`]).
+pub fn fork() -> Result<ForkResult, RunnerSysError> {
+    // SAFETY: the child runs only the runner's loop, which takes no lock
+    // another thread of the parent could have held at fork time except
+    // malloc's, which glibc resets in the child.
+    unsafe { nix::unistd::fork() }.map_err(call("fork"))
+}
+
+/// Ask for `signal` when the thread that forked us exits, then make sure
+/// the parent `expected_parent` did not exit before the request was made.
+pub fn die_with_parent(signal: Signal, expected_parent: Pid) -> Result<bool, RunnerSysError> {
+    nix::sys::prctl::set_pdeathsig(signal).map_err(call("prctl(PR_SET_PDEATHSIG)"))?;
+    Ok(nix::unistd::getppid() == expected_parent)
+}
+
+/// Name the process (`comm`, as ps shows it).
+pub fn set_name(name: &std::ffi::CStr) {
+    let _ = nix::sys::prctl::set_name(name);
+}
+
+/// A pidfd for `pid`: readable once the process has exited.
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd, RunnerSysError> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd (with
+    // close-on-exec set) or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(RunnerSysError::Call {
+            op: "pidfd_open",
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Wait until one of `fds` is readable (or hung up); returns which ones.
+/// EINTR counts as "none ready".
+pub fn poll_readable(fds: &[BorrowedFd<'_>]) -> Result<Vec<bool>, RunnerSysError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut pfds: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    match poll(&mut pfds, PollTimeout::NONE) {
+        Ok(_) => Ok(pfds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect()),
+        Err(Errno::EINTR) => Ok(vec![false; fds.len()]),
+        Err(errno) => Err(RunnerSysError::Call { op: "poll", errno }),
+    }
+}
+
+/// Non-blocking waitpid of one child: its exit, or `None` while it runs.
+pub fn try_wait(pid: Pid) -> Result<Option<super::protocol::Exit>, RunnerSysError> {
+    use super::protocol::Exit;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    loop {
+        return match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => Ok(Some(Exit::Code(code))),
+            Ok(WaitStatus::Signaled(_, sig, _)) => Ok(Some(Exit::Signal(sig as i32))),
+            Ok(_) => Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => Err(RunnerSysError::Call {
+                op: "waitpid",
+                errno,
+            }),
+        };
+    }
+}
+
+/// Send one packet.
+pub fn send_packet(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<(), RunnerSysError> {
+    use nix::sys::socket::{send, MsgFlags};
+    loop {
+        return match send(fd.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) if n == bytes.len() => Ok(()),
+            Ok(_) => Err(RunnerSysError::Call {
+                op: "send (short packet)",
+                errno: Errno::EMSGSIZE,
+            }),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => Err(RunnerSysError::Call { op: "send", errno }),
+        };
+    }
+}
+
+/// Receive one packet into `buf`; `None` at end of file (peer closed).
+pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<usize>, RunnerSysError> {
+    use nix::sys::socket::{recv, MsgFlags};
+    loop {
+        return match recv(fd.as_raw_fd(), buf, MsgFlags::MSG_TRUNC) {
+            Ok(0) => Ok(None),
+            Ok(n) if n > buf.len() => Err(RunnerSysError::Call {
+                op: "recv (packet larger than the limit)",
+                errno: Errno::EMSGSIZE,
+            }),
+            Ok(n) => Ok(Some(n)),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => Err(RunnerSysError::Call { op: "recv", errno }),
+        };
+    }
+}
+
+/// The process's stdio replaced by a container's while it lives: the
+/// runner is single-threaded, and the init it clones inherits fds 0-2,
+/// which its process keeps across exec. Dropping puts the runner's own
+/// stdio back.
+#[derive(Debug)]
+pub struct StdioSwap {
+    saved: Vec<(RawFd, OwnedFd)>,
+}
+
+impl StdioSwap {
+    /// stdin from /dev/null, stdout and stderr appended to the files.
+    pub fn to_files(stdout: &Path, stderr: &Path) -> Result<StdioSwap, RunnerSysError> {
+        let null = open(Path::new("/dev/null"), false)?;
+        let out = open(stdout, true)?;
+        let err = if stderr == stdout {
+            out.try_clone().map_err(|source| RunnerSysError::File {
+                op: "dup",
+                path: stderr.into(),
+                source,
+            })?
+        } else {
+            open(stderr, true)?
+        };
+        let mut swap = StdioSwap { saved: Vec::new() };
+        for (target, file) in [(0, &null), (1, &out), (2, &err)] {
+            // SAFETY: fds 0-2 are open for the life of the process; the
+            // borrow ends before the dup2 below replaces it.
+            let current = unsafe { BorrowedFd::borrow_raw(target) };
+            let saved = current
+                .try_clone_to_owned()
+                .map_err(|source| RunnerSysError::File {
+                    op: "dup stdio",
+                    path: format!("fd {target}").into(),
+                    source,
+                })?;
+            swap.saved.push((target, saved));
+            dup2(file.as_fd(), target)?;
+        }
+        Ok(swap)
+    }
+}
+
+impl Drop for StdioSwap {
+    fn drop(&mut self) {
+        for (target, saved) in self.saved.drain(..) {
+            let _ = dup2(saved.as_fd(), target);
+        }
+    }
+}
+
+fn dup2(from: BorrowedFd<'_>, to: RawFd) -> Result<(), RunnerSysError> {
+    // SAFETY: dup2 onto one of the standard fds, which the process owns
+    // and which stay open (replaced atomically); no memory is passed.
+    let r = unsafe { libc::dup2(from.as_raw_fd(), to) };
+    if r < 0 {
+        return Err(RunnerSysError::Call {
+            op: "dup2",
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+fn open(path: &Path, append: bool) -> Result<File, RunnerSysError> {
+    let mut opts = std::fs::OpenOptions::new();
+    if append {
+        opts.append(true).create(true);
+    } else {
+        opts.read(true);
+    }
+    opts.open(path).map_err(|source| RunnerSysError::File {
+        op: "open",
+        path: path.into(),
+        source,
+    })
+}

@@ -1,0 +1,168 @@
+//! Tearing a pod down from its UID alone: whatever a start left — all of
+//! it, half of it, or nothing — is found by name and removed, so the same
+//! call serves a graceful delete, the undo of a failed start and the
+//! clean-up after a crash. Order: stop the containers (SIGTERM, the grace
+//! period, then SIGKILL), delete them, unmount and remove their rootfs and
+//! bundles, remove their snapshots, then the sandbox (netplug DEL,
+//! namespaces, pod cgroup), then the logs. Every step runs even when an
+//! earlier one failed; the first failure is returned.
+
+use super::runner::Status;
+use super::{sandbox, AgentError, PodHost, PodPaths};
+use crate::container::Record;
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How often a graceful stop looks at the containers.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// Collects the first error of a sequence of steps that all run.
+#[derive(Debug, Default)]
+struct FirstError(Option<AgentError>);
+
+impl FirstError {
+    fn keep(&mut self, r: Result<(), AgentError>) {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "teardown step failed");
+            self.0.get_or_insert(e);
+        }
+    }
+}
+
+impl PodHost {
+    /// Stop and remove everything of pod `uid`. Running containers get
+    /// SIGTERM, then SIGKILL once `grace` has passed. Tearing down a pod
+    /// that is gone succeeds.
+    pub fn teardown_pod(&self, uid: &str, grace: Duration) -> Result<(), AgentError> {
+        let paths = self.paths(uid)?;
+        let span = tracing::info_span!("pod_teardown", pod = %uid);
+        let _enter = span.enter();
+        let mut first = FirstError::default();
+        let ids = self.container_ids(&paths)?;
+        self.stop_gracefully(&paths, &ids, grace);
+        for id in &ids {
+            first.keep(self.delete_container(&paths, id));
+        }
+        first.keep(self.remove_bundles(&paths));
+        first.keep(self.remove_snapshots(&paths));
+        first.keep(
+            sandbox::teardown(&paths.sandbox, &self.layout, &self.network).map_err(Into::into),
+        );
+        for dir in paths.find_log_dirs() {
+            first.keep(remove_tree(uid, &dir));
+        }
+        first.0.map_or(Ok(()), Err)
+    }
+
+    /// The pod's containers under the runtime root, by id prefix (also
+    /// state directories a crash left without a record).
+    fn container_ids(&self, paths: &PodPaths) -> Result<Vec<String>, AgentError> {
+        let prefix = paths.id_prefix();
+        let root = &paths.runtime_root;
+        let entries = match std::fs::read_dir(root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Self::io(&paths.uid, "list", root)(e)),
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.starts_with(&prefix))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// SIGTERM to every live container, then wait until they have all
+    /// stopped or `grace` has passed (what remains is killed by delete).
+    fn stop_gracefully(&self, paths: &PodPaths, ids: &[String], grace: Duration) {
+        let root = &paths.runtime_root;
+        let live = |id: &String| {
+            self.runner
+                .state(root, id)
+                .is_ok_and(|s| s.status != Status::Stopped)
+        };
+        let mut running: Vec<&String> = ids.iter().filter(|id| live(id)).collect();
+        if running.is_empty() || grace.is_zero() {
+            return;
+        }
+        for id in &running {
+            // It may have exited meanwhile: delete deals with the rest.
+            let _ = self.runner.kill(root, id, Signal::SIGTERM, false);
+        }
+        let deadline = Instant::now() + grace;
+        while !running.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(STOP_POLL);
+            running.retain(|id| live(id));
+        }
+    }
+
+    /// Force-delete a container (SIGKILL to what is left, cgroup and
+    /// state removed), and any state directory the runtime could not load.
+    fn delete_container(&self, paths: &PodPaths, id: &str) -> Result<(), AgentError> {
+        let root = &paths.runtime_root;
+        let container = id
+            .strip_prefix(&paths.id_prefix())
+            .unwrap_or(id)
+            .to_string();
+        match self.runner.delete(root, id, true) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => {
+                // No record: a create cut short by a crash. Its processes
+                // die with the pod cgroup; the directory goes here.
+                remove_tree(&paths.uid, &Record::dir(root, id))
+            }
+            Err(source) => Err(AgentError::Runner {
+                uid: paths.uid.clone(),
+                container,
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// Unmount each bundle's rootfs and remove `<run>/pods/<uid>`.
+    fn remove_bundles(&self, paths: &PodPaths) -> Result<(), AgentError> {
+        let uid = &paths.uid;
+        let entries = match std::fs::read_dir(&paths.bundles) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Self::io(uid, "list", &paths.bundles)(e)),
+        };
+        for entry in entries.flatten() {
+            let rootfs = entry.path().join("rootfs");
+            sandbox::nsfs::unmount_all(&rootfs).map_err(|source| AgentError::Unmount {
+                uid: uid.clone(),
+                source: Box::new(source),
+            })?;
+        }
+        remove_tree(uid, &paths.bundles)
+    }
+
+    /// Remove the pod's active snapshots (keys `<uid>_<name>`).
+    fn remove_snapshots(&self, paths: &PodPaths) -> Result<(), AgentError> {
+        let prefix = paths.id_prefix();
+        let rootfs_err = |container: &str, source| AgentError::Rootfs {
+            uid: paths.uid.clone(),
+            container: container.into(),
+            source: Box::new(source),
+        };
+        let list = self.snapshots.list().map_err(|e| rootfs_err("-", e))?;
+        for info in list.iter().filter(|i| i.name.starts_with(&prefix)) {
+            match self.snapshots.remove(&info.name) {
+                Ok(()) | Err(crate::snapshot::SnapshotError::NotFound { .. }) => {}
+                Err(e) => return Err(rootfs_err(&info.name[prefix.len()..], e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_tree(uid: &str, dir: &Path) -> Result<(), AgentError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(PodHost::io(uid, "remove", dir)(e))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,603 @@
+//! The node agent's pod layer end to end, in-process: real namespaces,
+//! cgroups, overlay rootfs, veths and busybox containers started through
+//! the pre-forked runner. Each test has its own state directories, pod
+//! UIDs, cgroup parent (`noderun-test-...`, removed by a guard) and a
+//! "node" network namespace for the host side of the pod network (the
+//! real host's links are never touched). Tests take turns (one lock), so
+//! the host snapshots of the leak checks see only their own doing, and
+//! each forks its runner while the other test threads wait.
+
+use noderun_core::{Container, EnvVar, Pod, PodPhase, QosClass};
+use noderun_netplug::netlink::Netlink;
+use noderun_netplug::{Netns, NetworkConfig, PodNetwork};
+use noderun_runtime::agent::runner::{Exit, Status};
+use noderun_runtime::agent::sandbox::{self, nsfs::SharedNs};
+use noderun_runtime::agent::{AgentConfig, AgentError, PodHost, Runner};
+use noderun_runtime::cgroups::{self, Layout};
+use noderun_runtime::image::{ImageStore, PlatformSpec};
+use noderun_runtime::snapshot::{unpack_image, Kind, Snapshotter};
+use noderun_testkit::{
+    assert_no_leaks_since, busybox_layout, privileged, unique_name_long, Cleanup, HostSnapshot,
+    NetnsGuard, TempDir,
+};
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const IMAGE: &str = "busybox";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One node: state, logs and runtime under a temporary directory, a
+/// cgroup parent of its own, the host side of the network in a namespace.
+/// Fields drop in order: the pod host (and its runner) first, then the
+/// cgroup parent, the node namespace, the directory.
+struct Node {
+    host: PodHost,
+    _cgroups: Cleanup,
+    node_ns: NetnsGuard,
+    dir: TempDir,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Node {
+    /// None when not privileged (testkit says why, and fails in CI).
+    fn new() -> Option<Node> {
+        if !privileged() {
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // Forked while every other test thread waits on SERIAL.
+        let runner = Runner::start().expect("start the runner");
+        let dir = TempDir::new("nr-agent").unwrap();
+        let node_ns = NetnsGuard::new("nr-agent-node").unwrap();
+        let parent = PathBuf::from(unique_name_long("noderun-test"));
+        let layout = Layout::detect().unwrap();
+        let cleanup_parent = parent.clone();
+        let cgroups = Cleanup::new(format!("cgroup {}", parent.display()), move || {
+            let cg = cgroups::open(&layout, &cleanup_parent)?;
+            cg.kill_all()?;
+            cg.delete()
+        });
+        let images = ImageStore::open(&dir.join("images"))
+            .unwrap()
+            .with_platform(PlatformSpec::linux_amd64());
+        images.import_path(&busybox_layout(), None).unwrap();
+        let snapshots = Snapshotter::new(&dir.join("snapshots")).unwrap();
+        unpack_image(&images, &snapshots, IMAGE).unwrap();
+        let mut net = NetworkConfig::new(
+            "pods",
+            noderun_testkit::unique_name("nrab"),
+            "10.77.0.0/24".parse().unwrap(),
+        );
+        net.state_root = dir.join("ipam");
+        let network = PodNetwork::new(net)
+            .unwrap()
+            .with_host_netns(node_ns.path())
+            .unwrap();
+        let config = AgentConfig {
+            run_dir: dir.join("run"),
+            log_dir: dir.join("log"),
+            cgroup_parent: parent,
+        };
+        let host = PodHost::new(config, runner, images, snapshots, network).unwrap();
+        Some(Node {
+            host,
+            _cgroups: cgroups,
+            node_ns,
+            dir,
+            _serial: serial,
+        })
+    }
+
+    /// A pod guard: torn down (no grace) when dropped.
+    fn guard(&self, uid: &str) -> PodGuard<'_> {
+        PodGuard {
+            host: &self.host,
+            uid: uid.into(),
+        }
+    }
+
+    /// Wait until `done` holds for the pod's status.
+    fn wait_status(
+        &self,
+        pod: &Pod,
+        what: &str,
+        done: impl Fn(&noderun_core::PodStatus) -> bool,
+    ) -> noderun_core::PodStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let status = self.host.pod_status(pod).unwrap();
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what}: last status {status:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self, pod: &Pod, container: &str) -> String {
+        std::fs::read_to_string(self.host.log_file(pod, container).unwrap()).unwrap_or_default()
+    }
+
+    /// The links the node's namespace keeps between pods: loopback and
+    /// the network's bridge (made by the first pod, kept for the next).
+    fn idle_links(&self) -> BTreeSet<String> {
+        [
+            "lo".to_string(),
+            self.host.network().config().bridge.clone(),
+        ]
+        .into()
+    }
+
+    /// Nothing of any pod is left: not the agent's own (see
+    /// `agent_leftovers`), no veth in the node's namespace, and nothing
+    /// the host did not have at `before`.
+    fn assert_clean(&self, before: &HostSnapshot) {
+        assert_eq!(self.agent_leftovers(), Vec::<String>::new());
+        assert_eq!(self.node_links(), self.idle_links());
+        assert_no_leaks_since(before);
+    }
+
+    /// Link names in the node's namespace.
+    fn node_links(&self) -> BTreeSet<String> {
+        let ns = Netns::open(self.node_ns.path()).unwrap();
+        let mut netlink = Netlink::open_in(&ns).unwrap();
+        netlink
+            .links()
+            .unwrap()
+            .into_iter()
+            .map(|l| l.name)
+            .collect()
+    }
+
+    /// Everything of the agent's own that a pod leaves: pinned
+    /// namespaces, runtime state, bundles, logs, active snapshots, IPAM
+    /// allocations.
+    fn agent_leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let run = self.dir.join("run");
+        for sub in ["netns", "ipcns", "utsns", "containers", "pods"] {
+            for e in std::fs::read_dir(run.join(sub)).into_iter().flatten() {
+                out.push(format!(
+                    "{sub}/{}",
+                    e.unwrap().file_name().to_string_lossy()
+                ));
+            }
+        }
+        for e in std::fs::read_dir(self.dir.join("log"))
+            .into_iter()
+            .flatten()
+        {
+            out.push(format!("log/{}", e.unwrap().file_name().to_string_lossy()));
+        }
+        for s in self.host.snapshots().list().unwrap() {
+            if s.kind != Kind::Committed {
+                out.push(format!("snapshot {}", s.name));
+            }
+        }
+        let ipam = self.host.network().store().state().unwrap();
+        for owner in ipam.allocations.values() {
+            out.push(format!("ip of {}", owner.container_id));
+        }
+        out
+    }
+}
+
+struct PodGuard<'a> {
+    host: &'a PodHost,
+    uid: String,
+}
+
+impl Drop for PodGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.host.teardown_pod(&self.uid, Duration::ZERO) {
+            eprintln!("teardown of pod {} in a guard: {e}", self.uid);
+        }
+    }
+}
+
+fn uid() -> String {
+    unique_name_long("uid")
+}
+
+fn container(name: &str, script: &str) -> Container {
+    Container {
+        name: name.into(),
+        image: IMAGE.into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Container::default()
+    }
+}
+
+fn pod(name: &str, uid: &str, containers: Vec<Container>) -> Pod {
+    let mut p = Pod::default();
+    p.metadata.name = name.into();
+    p.metadata.namespace = "default".into();
+    p.metadata.uid = uid.into();
+    p.spec.containers = containers;
+    p
+}
+
+/// The inode of a pinned namespace: what `readlink /proc/self/ns/<kind>`
+/// shows as `<kind>:[<inode>]` inside.
+fn ns_inode(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// What each container of the first test prints about itself.
+const WHOAMI: &str = "echo host=$(hostname) pid=$$ net=$(readlink /proc/self/ns/net) \
+     uts=$(readlink /proc/self/ns/uts) ipc=$(readlink /proc/self/ns/ipc) mode=$MODE";
+
+#[test]
+fn two_containers_share_hostname_and_network_and_report_exits() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    let mut server = container(
+        "server",
+        // nc ends at end of file on its stdin: give it one that stays
+        // open (a fifo the shell holds) until the client hangs up.
+        &format!(
+            "{WHOAMI}; mkfifo /tmp/in; nc -l -p 7000 < /tmp/in & exec 3> /tmp/in; wait $!; echo server-done"
+        ),
+    );
+    server.env = vec![EnvVar {
+        name: "MODE".into(),
+        value: "listen".into(),
+    }];
+    let client = container(
+        "client",
+        &format!(
+            "{WHOAMI}; until echo hello-from-client | nc 127.0.0.1 7000; do sleep 0.05; done; exit 3"
+        ),
+    );
+    let p = pod("web-1", &uid, vec![server, client]);
+    let started = node.host.start_pod(&p).expect("start the pod");
+    assert!(
+        started.attachment.subnet.contains(started.ip),
+        "{started:?}"
+    );
+    assert_eq!(started.sandbox.qos, QosClass::BestEffort);
+
+    let status = node.wait_status(&p, "both containers exit", |s| s.phase == PodPhase::Failed);
+    assert_eq!(status.pod_ip, started.ip.to_string());
+    let term = |i: usize| {
+        status.container_statuses[i]
+            .state
+            .terminated
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(
+        (term(0).exit_code, term(0).reason.as_str()),
+        (0, "Completed")
+    );
+    assert_eq!((term(1).exit_code, term(1).reason.as_str()), (3, "Error"));
+    assert!(term(1).finished_at.is_some());
+
+    let paths = node.host.paths(&uid).unwrap();
+    let inode = |kind| ns_inode(paths.sandbox.ns(kind));
+    for name in ["server", "client"] {
+        let log = node.log(&p, name);
+        assert!(log.contains("host=web-1 pid=1 "), "{name}: {log}");
+        assert!(
+            log.contains(&format!("net=net:[{}]", inode(SharedNs::Net))),
+            "{name} is in the pod's network namespace: {log}"
+        );
+        assert!(
+            log.contains(&format!("uts=uts:[{}]", inode(SharedNs::Uts))),
+            "{log}"
+        );
+        assert!(
+            log.contains(&format!("ipc=ipc:[{}]", inode(SharedNs::Ipc))),
+            "{log}"
+        );
+    }
+    let server_log = node.log(&p, "server");
+    assert!(server_log.contains("mode=listen"), "{server_log}");
+    assert!(
+        server_log.contains("hello-from-client\nserver-done"),
+        "the client reached the server over the pod's loopback: {server_log}"
+    );
+    assert!(
+        node.log(&p, "client").contains("mode=\n"),
+        "env is per container"
+    );
+}
+
+#[test]
+fn a_container_over_its_memory_limit_is_reported_oom_killed() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    // tail buffers the whole "line" of /dev/zero: it grows until killed.
+    let mut hog = Container {
+        name: "hog".into(),
+        image: IMAGE.into(),
+        command: vec!["tail".into(), "/dev/zero".into()],
+        ..Container::default()
+    };
+    hog.resources
+        .limits
+        .insert("memory".into(), "16Mi".parse().unwrap());
+    let p = pod("hog", &uid, vec![hog]);
+    let started = node.host.start_pod(&p).unwrap();
+    assert_eq!(started.sandbox.qos, QosClass::Burstable);
+    let status = node.wait_status(&p, "the hog is killed", |s| {
+        s.container_statuses[0].state.terminated.is_some()
+    });
+    let t = status.container_statuses[0]
+        .state
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (t.reason.as_str(), t.exit_code, t.signal),
+        ("OOMKilled", 137, 9),
+        "{t:?}"
+    );
+    // The pod cgroup carries the sum of the limits.
+    let cg = cgroups::open(node.host.layout(), &started.sandbox.cgroup).unwrap();
+    assert_eq!(cg.stats().unwrap().memory_limit, Some(16 << 20));
+}
+
+#[test]
+fn teardown_is_graceful_and_leaves_nothing() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let before = HostSnapshot::capture().unwrap();
+    let uid = uid();
+    {
+        let _guard = node.guard(&uid);
+        let polite = container(
+            "polite",
+            "trap 'echo got-term; exit 0' TERM; echo up; while true; do sleep 0.05; done",
+        );
+        let deaf = Container {
+            name: "deaf".into(),
+            image: IMAGE.into(),
+            command: vec!["sleep".into(), "3600".into()],
+            ..Container::default()
+        };
+        let p = pod("bye", &uid, vec![polite, deaf]);
+        node.host.start_pod(&p).unwrap();
+        node.wait_status(&p, "both run", |s| s.phase == PodPhase::Running);
+        while !node.log(&p, "polite").contains("up") {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!node.agent_leftovers().is_empty());
+        assert_ne!(
+            node.node_links(),
+            node.idle_links(),
+            "the pod's veth is there"
+        );
+
+        // sleep, pid 1 of its namespace without a handler, ignores TERM:
+        // the grace period runs out and it is killed.
+        let grace = Duration::from_millis(500);
+        let t = Instant::now();
+        node.host.teardown_pod(&uid, grace).unwrap();
+        let took = t.elapsed();
+        assert!(took >= grace, "waited the grace period: {took:?}");
+        assert!(took < grace + Duration::from_secs(5), "{took:?}");
+        // The log directory goes with the pod.
+        assert!(!node.host.log_file(&p, "polite").unwrap().exists());
+        // Twice is fine.
+        node.host.teardown_pod(&uid, grace).unwrap();
+    }
+    node.assert_clean(&before);
+}
+
+#[test]
+fn graceful_stop_delivers_term_to_a_handling_container() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    let marker = node.dir.join("got-term");
+    let p = pod(
+        "polite",
+        &uid,
+        vec![container(
+            "polite",
+            "trap 'echo got-term; exit 0' TERM; echo up; while true; do sleep 0.05; done",
+        )],
+    );
+    node.host.start_pod(&p).unwrap();
+    while !node.log(&p, "polite").contains("up") {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = node.host.log_file(&p, "polite").unwrap();
+    // Keep a copy of the log: teardown removes it.
+    let copier = std::thread::spawn(move || {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(text) = std::fs::read_to_string(&log) {
+                if text.contains("got-term") {
+                    std::fs::write(&marker, text).unwrap();
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let t = Instant::now();
+    node.host
+        .teardown_pod(&uid, Duration::from_secs(10))
+        .unwrap();
+    let took = t.elapsed();
+    copier.join().unwrap();
+    assert!(
+        took < Duration::from_secs(5),
+        "a container that handles TERM stops long before the grace period: {took:?}"
+    );
+    assert!(
+        node.dir.join("got-term").exists(),
+        "TERM reached the container"
+    );
+}
+
+#[test]
+fn half_made_pods_tear_down_by_uid() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let before = HostSnapshot::capture().unwrap();
+
+    // A start that fails at its second container undoes itself.
+    let uid1 = uid();
+    let p = pod(
+        "broken",
+        &uid1,
+        vec![
+            container("ok", "sleep 3600"),
+            Container {
+                name: "missing".into(),
+                image: "no-such-image:v9".into(),
+                ..Container::default()
+            },
+        ],
+    );
+    let err = node.host.start_pod(&p).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&uid1) && text.contains("missing") && text.contains("no-such-image"),
+        "{text}"
+    );
+    assert_eq!(node.agent_leftovers(), Vec::<String>::new());
+
+    // A "crash" after the sandbox, network and one rootfs: torn down from
+    // the UID alone.
+    let uid2 = uid();
+    let _guard = node.guard(&uid2);
+    let paths = node.host.paths(&uid2).unwrap();
+    let made = sandbox::create(
+        &paths.sandbox,
+        node.host.layout(),
+        "half",
+        QosClass::BestEffort,
+        &Default::default(),
+    )
+    .unwrap();
+    sandbox::attach(node.host.network(), &paths.sandbox).unwrap();
+    let top = node
+        .host
+        .snapshots()
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.kind == Kind::Committed)
+        .unwrap();
+    let chain = noderun_runtime::snapshot::ChainId::parse(&top.name).unwrap();
+    let mount = node
+        .host
+        .snapshots()
+        .prepare(&paths.container_id("c"), Some(&chain))
+        .unwrap();
+    let rootfs = paths.bundle("c").join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    mount.mount(&rootfs).unwrap();
+    let pod_cgroup = cgroups::open(node.host.layout(), &made.cgroup).unwrap();
+    assert!(pod_cgroup.paths().iter().all(|p| p.is_dir()));
+    assert!(!node.agent_leftovers().is_empty());
+
+    node.host.teardown_pod(&uid2, Duration::ZERO).unwrap();
+    node.assert_clean(&before);
+}
+
+#[test]
+fn the_runner_survives_a_failing_create_and_goes_with_its_handle() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let runner_pid = node.host.runner().pid();
+
+    let uid1 = uid();
+    let _guard1 = node.guard(&uid1);
+    let bad = Container {
+        name: "bad".into(),
+        image: IMAGE.into(),
+        command: vec!["/no/such/program".into()],
+        ..Container::default()
+    };
+    let err = node
+        .host
+        .start_pod(&pod("bad", &uid1, vec![bad]))
+        .unwrap_err();
+    assert!(matches!(err, AgentError::Runner { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&uid1) && text.contains("bad") && text.contains("/no/such/program"),
+        "the error names pod, container and program: {text}"
+    );
+
+    // The same runner serves the next pod.
+    let uid2 = uid();
+    let _guard2 = node.guard(&uid2);
+    let p = pod("fine", &uid2, vec![container("fine", "exit 0")]);
+    node.host.start_pod(&p).unwrap();
+    let status = node.wait_status(&p, "it completes", |s| s.phase == PodPhase::Succeeded);
+    assert_eq!(
+        status.container_statuses[0]
+            .state
+            .terminated
+            .as_ref()
+            .unwrap()
+            .exit_code,
+        0
+    );
+    assert_eq!(node.host.runner().pid(), runner_pid);
+
+    // Direct calls: a missing container is "not found", a bad bundle says
+    // which path.
+    let root = node.dir.join("run/containers");
+    let missing = node.host.runner().state(&root, "nope").unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    let no_bundle = node
+        .host
+        .runner()
+        .create(&root, "x1", &node.dir.join("no-bundle"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(no_bundle.contains("no-bundle"), "{no_bundle}");
+    let state = node
+        .host
+        .runner()
+        .state(&root, &node.host.paths(&uid2).unwrap().container_id("fine"))
+        .unwrap();
+    assert_eq!(
+        (state.status, state.exit),
+        (Status::Stopped, Some(Exit::Code(0)))
+    );
+
+    // A second handle from async code.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let runner = node.host.runner().clone();
+    let async_missing = rt
+        .block_on(runner.state_async(root.clone(), "nope".into()))
+        .unwrap_err();
+    assert!(async_missing.is_not_found());
+    drop(runner);
+
+    // Dropping the last handle ends and reaps the runner.
+    drop(_guard2);
+    drop(_guard1);
+    let Node { host, .. } = node;
+    drop(host);
+    assert!(
+        !Path::new(&format!("/proc/{runner_pid}")).exists(),
+        "the runner is gone and reaped"
+    );
+}
