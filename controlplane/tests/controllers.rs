@@ -16,7 +16,6 @@ use noderun_core::{
     ConditionStatus, Kind, Labels, Node, NodeCondition, NodeConditionType, Object, Pod, PodPhase,
     ReplicaSet, TaintEffect, Time, Toleration, TolerationOperator, NODE_LEASE_NAMESPACE,
 };
-use std::future::Future;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -171,33 +170,10 @@ impl Cluster {
     }
 }
 
-/// Poll `check` until it gives a value; fail after 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn as_rs(object: Object) -> ReplicaSet {
     match object {
         Object::ReplicaSet(rs) => rs,
         other => panic!("not a replicaset: {other:?}"),
-    }
-}
-
-fn as_node(object: Object) -> Node {
-    match object {
-        Object::Node(n) => n,
-        other => panic!("not a node: {other:?}"),
     }
 }
 
@@ -563,30 +539,13 @@ async fn controllers_converge_through_expired_watches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controlplane_binary_runs_the_controllers() {
-    use noderun_testkit::{ChildGuard, TempDir};
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
-    let dir = TempDir::new("cp-controllers-bin").unwrap();
+    let dir = noderun_testkit::TempDir::new("cp-controllers-bin").unwrap();
     let socket = dir.join("cp.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_controlplane"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(["--node-monitor-grace-period", "1s"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _guard = ChildGuard::new(child);
-    for line in BufReader::new(stdout).lines() {
-        if line.unwrap().starts_with("serving on") {
-            break;
-        }
-    }
+    let (_guard, _) = start_binary(
+        &dir.join("data"),
+        &socket,
+        &["--node-monitor-grace-period", "1s"],
+    );
     let data = dir.join("data");
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
     let admin = Client::connect(&Endpoint::Unix(socket), token.trim(), "t")

@@ -4,15 +4,16 @@
 //! socket, a second start keeps the token and the data, and its scheduler
 //! binds pods.
 
+mod common;
+
+use common::start_binary;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use noderun_controlplane::client::{Client, Endpoint};
 use noderun_core::{Kind, Namespace, Object, ObjectMeta};
 use noderun_testkit::{ChildGuard, TempDir};
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free loopback port (bound and released; good enough for one test).
@@ -27,34 +28,9 @@ fn free_port() -> u16 {
 /// Start the binary; return its guard and the lines it printed up to
 /// "serving on".
 fn start(dir: &TempDir, port: u16) -> (ChildGuard, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_controlplane"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--socket")
-        .arg(dir.join("cp.sock"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "json",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let guard = ChildGuard::new(child);
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("serving on");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    (guard, lines)
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--listen", &listen, "--log-format", "json"];
+    start_binary(&dir.join("data"), &dir.join("cp.sock"), &args)
 }
 
 fn wait_gone(path: &Path) {

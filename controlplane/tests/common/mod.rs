@@ -13,10 +13,13 @@ use noderun_core::{
     Container, Kind, Lease, Namespace, Node, Object, ObjectMeta, Pod, PodSpec, PodTemplateSpec,
     ReplicaSet, ReplicaSetSpec, NODE_LEASE_NAMESPACE,
 };
-use noderun_testkit::TempDir;
+use noderun_testkit::{ChildGuard, TempDir};
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -252,4 +255,33 @@ pub async fn create_pods_at_once(server: &TestServer, count: usize) {
     while let Some(done) = writers.join_next().await {
         done.unwrap();
     }
+}
+
+/// Start the `controlplane` binary on `data` and `socket` with `args`
+/// (logs at warn level on stdout, stderr dropped); returns its guard (the
+/// process is killed on drop) and the lines it printed up to "serving on".
+pub fn start_binary(data: &Path, socket: &Path, args: &[&str]) -> (ChildGuard, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_controlplane"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning the controlplane binary");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let guard = ChildGuard::new(child);
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("reading the binary's stdout");
+        let done = line.starts_with("serving on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    (guard, lines)
 }
