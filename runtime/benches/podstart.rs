@@ -10,13 +10,14 @@
 //! Run: `cargo bench -p noderun-runtime --bench podstart` (`PODS=N` for
 //! another count).
 
+#[path = "../tests/common/pod_host.rs"]
+mod pod_host;
+
 use noderun_core::{Container, Pod};
-use noderun_netplug::{NetworkConfig, PodNetwork};
-use noderun_runtime::agent::{AgentConfig, PhaseTimes, PodHost, Runner};
+use noderun_runtime::agent::{PhaseTimes, Runner};
 use noderun_runtime::cgroups::{self, Layout};
-use noderun_runtime::image::{ImageStore, PlatformSpec};
-use noderun_runtime::snapshot::{unpack_image, Snapshotter};
-use noderun_testkit::{busybox_layout, privileged, unique_name_long, NetnsGuard, TempDir};
+use noderun_testkit::{privileged, unique_name_long, NetnsGuard, TempDir};
+use pod_host::{pod_host, IMAGE};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,28 +36,13 @@ fn main() {
     let parent = PathBuf::from(unique_name_long("noderun-bench"));
     let layout = Layout::detect().unwrap();
 
-    let images = ImageStore::open(&dir.join("images"))
-        .unwrap()
-        .with_platform(PlatformSpec::linux_amd64());
-    images.import_path(&busybox_layout(), None).unwrap();
-    let snapshots = Snapshotter::new(&dir.join("snapshots")).unwrap();
-    unpack_image(&images, &snapshots, "busybox").unwrap();
-    let mut net = NetworkConfig::new(
-        "pods",
-        noderun_testkit::unique_name("nrbn"),
-        "10.78.0.0/16".parse().unwrap(),
+    let host = pod_host(
+        runner,
+        dir.path(),
+        node_ns.path(),
+        parent.clone(),
+        "10.78.0.0/16",
     );
-    net.state_root = dir.join("ipam");
-    let network = PodNetwork::new(net)
-        .unwrap()
-        .with_host_netns(node_ns.path())
-        .unwrap();
-    let config = AgentConfig {
-        run_dir: dir.join("run"),
-        log_dir: dir.join("log"),
-        cgroup_parent: parent.clone(),
-    };
-    let host = PodHost::new(config, runner, images, snapshots, network).unwrap();
 
     let mut samples: Vec<PhaseTimes> = Vec::with_capacity(pods);
     // One pod first to make the bridge (a node does it once).
@@ -76,16 +62,11 @@ fn main() {
 
     println!("in-process pod start, {pods} one-container busybox pods, sequential (ms)");
     println!("{:<10} {:>8} {:>8}", "phase", "median", "p95");
-    let phases: [(&str, fn(&PhaseTimes) -> Duration); 6] = [
-        ("sandbox", |t| t.sandbox),
-        ("network", |t| t.network),
-        ("rootfs", |t| t.rootfs),
-        ("create", |t| t.create),
-        ("start", |t| t.start),
-        ("total", |t| t.total()),
-    ];
-    for (name, get) in phases {
-        let mut ms: Vec<f64> = samples.iter().map(|t| get(t).as_secs_f64() * 1e3).collect();
+    for (i, name) in PhaseTimes::NAMES.iter().enumerate() {
+        let mut ms: Vec<f64> = samples
+            .iter()
+            .map(|t| t.phases()[i].as_secs_f64() * 1e3)
+            .collect();
         ms.sort_by(f64::total_cmp);
         println!(
             "{name:<10} {:>8.2} {:>8.2}",
@@ -102,7 +83,7 @@ fn one_container_pod(uid: &str, i: usize) -> Pod {
     pod.metadata.uid = uid.into();
     pod.spec.containers = vec![Container {
         name: "sleep".into(),
-        image: "busybox".into(),
+        image: IMAGE.into(),
         command: vec!["sleep".into(), "3600".into()],
         ..Container::default()
     }];

@@ -9,16 +9,14 @@
 
 use noderun_core::{Container, EnvVar, Pod, PodPhase, QosClass};
 use noderun_netplug::netlink::Netlink;
-use noderun_netplug::{Netns, NetworkConfig, PodNetwork};
+use noderun_netplug::Netns;
 use noderun_runtime::agent::runner::{Exit, Status};
 use noderun_runtime::agent::sandbox::{self, nsfs::SharedNs};
-use noderun_runtime::agent::{AgentConfig, AgentError, PodHost, Runner};
+use noderun_runtime::agent::{AgentError, PodHost, Runner};
 use noderun_runtime::cgroups::{self, Layout};
-use noderun_runtime::image::{ImageStore, PlatformSpec};
-use noderun_runtime::snapshot::{unpack_image, Kind, Snapshotter};
+use noderun_runtime::snapshot::Kind;
 use noderun_testkit::{
-    assert_no_leaks_since, busybox_layout, privileged, unique_name_long, Cleanup, HostSnapshot,
-    NetnsGuard, TempDir,
+    assert_no_leaks_since, privileged, unique_name_long, Cleanup, HostSnapshot, NetnsGuard, TempDir,
 };
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -26,9 +24,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+#[path = "common/pod_host.rs"]
+mod pod_host;
+
+use pod_host::{pod_host, IMAGE};
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const IMAGE: &str = "busybox";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// One node: state, logs and runtime under a temporary directory, a
@@ -62,28 +64,7 @@ impl Node {
             cg.kill_all()?;
             cg.delete()
         });
-        let images = ImageStore::open(&dir.join("images"))
-            .unwrap()
-            .with_platform(PlatformSpec::linux_amd64());
-        images.import_path(&busybox_layout(), None).unwrap();
-        let snapshots = Snapshotter::new(&dir.join("snapshots")).unwrap();
-        unpack_image(&images, &snapshots, IMAGE).unwrap();
-        let mut net = NetworkConfig::new(
-            "pods",
-            noderun_testkit::unique_name("nrab"),
-            "10.77.0.0/24".parse().unwrap(),
-        );
-        net.state_root = dir.join("ipam");
-        let network = PodNetwork::new(net)
-            .unwrap()
-            .with_host_netns(node_ns.path())
-            .unwrap();
-        let config = AgentConfig {
-            run_dir: dir.join("run"),
-            log_dir: dir.join("log"),
-            cgroup_parent: parent,
-        };
-        let host = PodHost::new(config, runner, images, snapshots, network).unwrap();
+        let host = pod_host(runner, dir.path(), node_ns.path(), parent, "10.77.0.0/24");
         Some(Node {
             host,
             _cgroups: cgroups,

@@ -32,8 +32,24 @@ pub struct PhaseTimes {
 }
 
 impl PhaseTimes {
+    /// The phases' names, in the order of [`PhaseTimes::phases`].
+    pub const NAMES: [&'static str; 6] =
+        ["sandbox", "network", "rootfs", "create", "start", "total"];
+
     pub fn total(&self) -> Duration {
         self.sandbox + self.network + self.rootfs + self.create + self.start
+    }
+
+    /// Each phase and the total, as [`PhaseTimes::NAMES`] names them.
+    pub fn phases(&self) -> [Duration; 6] {
+        [
+            self.sandbox,
+            self.network,
+            self.rootfs,
+            self.create,
+            self.start,
+            self.total(),
+        ]
     }
 }
 
