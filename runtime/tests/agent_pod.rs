@@ -435,6 +435,16 @@ fn half_made_pods_tear_down_by_uid() {
     };
     let before = HostSnapshot::capture().unwrap();
 
+    // What the agent cannot run yet is refused before anything is made.
+    let mut host_net = pod("hostnet", &uid(), vec![container("c", "true")]);
+    host_net.spec.host_network = true;
+    let refused = node.host.start_pod(&host_net).unwrap_err().to_string();
+    assert!(
+        refused.contains("hostNetwork is not supported"),
+        "{refused}"
+    );
+    assert_eq!(node.agent_leftovers(), Vec::<String>::new());
+
     // A start that fails at its second container undoes itself.
     let uid1 = uid();
     let p = pod(

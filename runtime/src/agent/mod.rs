@@ -50,6 +50,8 @@ pub enum AgentError {
     BadUid { uid: String },
     #[error("pod {uid}: container name {name:?} is not usable in names: use 1-63 of [a-z0-9-]")]
     BadContainerName { uid: String, name: String },
+    #[error("pod {uid}: {what} is not supported by this node agent yet")]
+    Unsupported { uid: String, what: &'static str },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
     #[error("pod {uid}, container {container}: image {image}: {source}")]

@@ -94,6 +94,19 @@ impl PodHost {
         for c in &pod.spec.containers {
             check_container_name(uid, &c.name)?;
         }
+        let unsupported = |what| AgentError::Unsupported {
+            uid: uid.clone(),
+            what,
+        };
+        if pod.spec.host_network {
+            return Err(unsupported("hostNetwork"));
+        }
+        if !pod.spec.init_containers.is_empty() {
+            return Err(unsupported("initContainers"));
+        }
+        if pod.spec.containers.is_empty() {
+            return Err(unsupported("a pod without containers"));
+        }
         let span = tracing::info_span!("pod_start", pod = %uid, name = %pod.metadata.name);
         let _enter = span.enter();
         let started = self.start_all(pod, &paths);
