@@ -98,6 +98,7 @@ pub fn exec(program: &Path, process: &Process) -> ExecError {
         let prog = CString::new(program.as_os_str().as_bytes())
             .map_err(|_| ExecError::Nul { what: "program" })?;
         ns::cloexec_from(3)?;
+        ns::reset_signals();
         nix::unistd::execve(&prog, &args, &env).map_err(|errno| ExecError::Exec {
             program: program.into(),
             errno,

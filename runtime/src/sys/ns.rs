@@ -125,6 +125,53 @@ pub fn set_rlimit(
     )
 }
 
+/// Put every signal back to its default action and unblock them all,
+/// right before exec: ignored signals and the blocked mask survive exec,
+/// and the runtime's own (Rust ignores SIGPIPE; a daemon may block
+/// signals it reads from a signalfd) are no business of the container's
+/// process. Best effort: a seccomp profile already loaded may deny the
+/// calls, and that must not stop the exec.
+pub fn reset_signals() {
+    // struct sigaction as the kernel takes it (x86_64): handler, flags,
+    // restorer, mask. The raw call reaches the C library's reserved
+    // real-time signals too, which its wrapper refuses.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction with a valid struct of the size the kernel
+        // expects for this architecture and no old-action pointer; it
+        // only changes this process's signal dispositions.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
 /// Mark every fd from `first` up close-on-exec, so nothing the runtime held
 /// leaks into the container's process.
 pub fn cloexec_from(first: u32) -> Result<(), NsError> {
