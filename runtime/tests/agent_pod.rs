@@ -517,6 +517,11 @@ fn the_runner_survives_a_failing_create_and_goes_with_its_handle() {
         return;
     };
     let runner_pid = node.host.runner().pid();
+    // It holds stdio and its socket, none of the test process's fds.
+    let fds = std::fs::read_dir(format!("/proc/{runner_pid}/fd"))
+        .unwrap()
+        .count();
+    assert_eq!(fds, 4, "the runner's fds");
 
     let uid1 = uid();
     let _guard1 = node.guard(&uid1);

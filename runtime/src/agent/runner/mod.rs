@@ -346,13 +346,16 @@ impl Drop for Inner {
 /// The forked child: become the runner and never return.
 fn runner_main(socket: OwnedFd, parent: Pid) -> ! {
     sys::set_name(c"noderun-runner");
+    let alone = sys::close_fds_except(std::os::fd::AsRawFd::as_raw_fd(&socket));
     let code = match sys::die_with_parent(Signal::SIGKILL, parent) {
-        Ok(true) => {
+        Ok(true) if alone.is_ok() => {
             server::serve(socket);
             0
         }
-        // The parent is already gone: nobody will ever ask anything.
-        Ok(false) | Err(_) => 1,
+        // The parent is already gone (nobody will ever ask anything), or
+        // the parent's fds could not be closed: the agent sees the runner
+        // gone at its first request.
+        _ => 1,
     };
     // SAFETY: leave without running the parent's atexit handlers or
     // destructors of state copied from it (test harness, tokio).

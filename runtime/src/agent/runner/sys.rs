@@ -42,6 +42,30 @@ pub fn die_with_parent(signal: Signal, expected_parent: Pid) -> Result<bool, Run
     Ok(nix::unistd::getppid() == expected_parent)
 }
 
+/// Close every fd but stdio and `keep`: the runner lives as long as the
+/// agent and must not hold a copy of whatever its parent had open (a
+/// pipe's write end, a listening socket).
+pub fn close_fds_except(keep: RawFd) -> Result<(), RunnerSysError> {
+    let close_range = |first: RawFd, last: RawFd| {
+        if first > last {
+            return Ok(());
+        }
+        // SAFETY: close_range only closes fd numbers of this process; the
+        // runner owns nothing in that range but the fds it drops here.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(RunnerSysError::Call {
+                op: "close_range",
+                errno: Errno::last(),
+            })
+        }
+    };
+    close_range(3, keep - 1)?;
+    close_range(keep + 1, RawFd::MAX)
+}
+
 /// Name the process (`comm`, as ps shows it).
 pub fn set_name(name: &std::ffi::CStr) {
     let _ = nix::sys::prctl::set_name(name);
