@@ -12,7 +12,6 @@
 
 mod common;
 
-use noderun_controlplane::apiserver::{self, bootstrap, Apiserver, Authenticator, Listen};
 use noderun_controlplane::client::{Client, Endpoint, ListOptions};
 use noderun_controlplane::store::{EmbeddedOptions, EmbeddedStore, EtcdOptions, EtcdStore, Store};
 use noderun_core::{Container, Kind, Object, ObjectMeta, Pod, PodSpec};
@@ -134,7 +133,7 @@ async fn watch_latency(endpoint: &Endpoint, admin: &Client, watchers: usize, eve
     );
 }
 
-type BoxError = Box<dyn std::error::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), BoxError> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -186,16 +185,8 @@ async fn run<S: Store>(store: S, dir: &std::path::Path, sizes: Sizes) -> Result<
         watchers,
         stored,
     } = sizes;
-    bootstrap::ensure_namespaces(&store).await?;
-    let authn = Authenticator::parse(&format!("{TOKEN},admin\n"), &dir.join("tokens"))?;
-    let server = Arc::new(Apiserver::new(store, authn, Default::default()));
-    let socket = dir.join("cp.sock");
-    let listen = Listen {
-        socket: Some(socket.clone()),
-        ..Listen::default()
-    };
-    let running = apiserver::start(server, listen).await?;
-    let endpoint = Endpoint::Unix(socket);
+    let tokens = format!("{TOKEN},admin\n");
+    let (running, endpoint) = common::serve_in_process(store, dir, &tokens).await?;
     let mut made = 0usize;
     for n in [1usize, 8, 64] {
         let cs = clients(&endpoint, n).await;

@@ -15,58 +15,16 @@
 //! of 5,000 nodes) and with every node examined (100%). Prints pods/s.
 //! `SCHED_BENCH_PODS` and `SCHED_BENCH_NODES` override the sizes.
 
-use noderun_core::model::{Node, Pod, TaintEffect};
-use noderun_core::sched::sample::*;
-use noderun_core::sched::{ClusterCache, Scheduler, SchedulerConfig, HOSTNAME_LABEL};
+use noderun_core::model::{Node, Pod};
+use noderun_core::sched::sample::Workload;
+use noderun_core::sched::{ClusterCache, Scheduler, SchedulerConfig};
 use std::time::Instant;
-
-const GI: i64 = 1 << 30;
-const MI: i64 = 1 << 20;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn nodes(count: usize, tainted_every: usize) -> Vec<Node> {
-    (0..count)
-        .map(|i| {
-            let mut n = node(
-                &format!("node-{i:05}"),
-                32_000,
-                128 * GI,
-                ["zone-a", "zone-b", "zone-c"][i % 3],
-            );
-            if tainted_every > 0 && i % tainted_every == 0 {
-                n.metadata.labels.insert("pool".into(), "infra".into());
-                n.spec
-                    .taints
-                    .push(taint("dedicated", "infra", TaintEffect::NoSchedule));
-            }
-            n
-        })
-        .collect()
-}
-
-fn plain(i: usize) -> Pod {
-    let rs = format!("rs-{}", i % 100);
-    let mut p = owned_by(pod("bench", &format!("plain-{i}"), 100, 128 * MI), &rs);
-    p.metadata.labels = labels(&[("app", &rs)]);
-    p
-}
-
-fn anti_affine_pod(i: usize) -> Pod {
-    let app = ["anti-a", "anti-b"][i % 2];
-    let mut p = owned_by(pod("bench", &format!("anti-{i}"), 100, 128 * MI), app);
-    p.metadata.labels = labels(&[("app", app)]);
-    anti_affine(p, app, HOSTNAME_LABEL)
-}
-
-fn node_affine_pod(i: usize) -> Pod {
-    let p = plain(i);
-    tolerating(requires_node_label(p, "pool", &["infra"]), "dedicated")
 }
 
 struct Run {
@@ -112,26 +70,16 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let pod_count = env_or("SCHED_BENCH_PODS", 10_000);
     let node_count = env_or("SCHED_BENCH_NODES", 5_000);
-    let plain_nodes = nodes(node_count, 0);
-    let tainted_nodes = nodes(node_count, 2);
-    type Workload<'a> = (&'a str, &'a [Node], fn(usize) -> Pod);
-    let workloads: [Workload<'_>; 3] = [
-        ("plain", &plain_nodes, plain),
-        ("anti-affinity (hostname)", &plain_nodes, anti_affine_pod),
-        (
-            "node affinity + tolerations",
-            &tainted_nodes,
-            node_affine_pod,
-        ),
-    ];
     println!("scheduling {pod_count} pods onto {node_count} nodes (algorithm alone, one thread)");
-    for (name, nodes, make) in workloads {
+    for workload in Workload::ALL {
+        let name = workload.name();
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
+        let nodes = workload.nodes(node_count);
         for pct in [0, 100] {
-            let pods: Vec<Pod> = (0..pod_count).map(make).collect();
-            let r = run(nodes, pods, pct);
+            let pods: Vec<Pod> = (0..pod_count).map(|i| workload.pod(i)).collect();
+            let r = run(&nodes, pods, pct);
             let pct = if pct == 0 {
                 "adaptive".to_string()
             } else {

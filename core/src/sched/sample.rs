@@ -1,7 +1,8 @@
 //! Nodes and pods built in one line, shared by the scheduler's tests and
 //! its benchmark (and the scheduler service's tests): a Ready node with
-//! CPU, memory and a zone; a pod with requests; and the constraints added
-//! one at a time.
+//! CPU, memory and a zone; a pod with requests; the constraints added
+//! one at a time; and the benchmark [`Workload`]s, shared by the
+//! algorithm's bench and the service's end-to-end one.
 
 use super::{HOSTNAME_LABEL, ZONE_LABEL};
 use crate::model::*;
@@ -162,4 +163,88 @@ pub fn tolerating(mut pod: Pod, key: &str) -> Pod {
 pub fn bound(mut pod: Pod, node: &str) -> Pod {
     pod.spec.node_name = node.into();
     pod
+}
+
+const GI: i64 = 1 << 30;
+const MI: i64 = 1 << 20;
+
+/// The benchmark workloads, as in kube-scheduler's scheduler_perf: pods
+/// `0..n` placed on nodes `0..m` of 32 CPUs and 128 GiB over three zones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// 100m CPU / 128 MiB pods of 100 ReplicaSets (the spread score on).
+    Plain,
+    /// Two apps of `n/2` pods each, every pod with required anti-affinity
+    /// to its own app by hostname (so each app fills every node once when
+    /// `n = 2m`; the last pods of an app have one feasible node left).
+    AntiAffinity,
+    /// Every other node tainted `dedicated=infra:NoSchedule` and labelled
+    /// `pool=infra`; every pod requires `pool in (infra)` and tolerates the
+    /// taint.
+    NodeAffinity,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 3] = [
+        Workload::Plain,
+        Workload::AntiAffinity,
+        Workload::NodeAffinity,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Plain => "plain",
+            Workload::AntiAffinity => "anti-affinity (hostname)",
+            Workload::NodeAffinity => "node affinity + tolerations",
+        }
+    }
+
+    /// The `count` nodes this workload runs on.
+    pub fn nodes(self, count: usize) -> Vec<Node> {
+        (0..count)
+            .map(|i| {
+                let mut n = node(
+                    &alloc::format!("node-{i:05}"),
+                    32_000,
+                    128 * GI,
+                    ["zone-a", "zone-b", "zone-c"][i % 3],
+                );
+                if self == Workload::NodeAffinity && i % 2 == 0 {
+                    n.metadata.labels.insert("pool".into(), "infra".into());
+                    n.spec
+                        .taints
+                        .push(taint("dedicated", "infra", TaintEffect::NoSchedule));
+                }
+                n
+            })
+            .collect()
+    }
+
+    /// Pod `i` of this workload, in namespace `bench`, unbound.
+    pub fn pod(self, i: usize) -> Pod {
+        match self {
+            Workload::Plain => plain_pod(i),
+            Workload::AntiAffinity => {
+                let app = ["anti-a", "anti-b"][i % 2];
+                let p = pod("bench", &alloc::format!("anti-{i}"), 100, 128 * MI);
+                let mut p = owned_by(p, app);
+                p.metadata.labels = labels(&[("app", app)]);
+                anti_affine(p, app, HOSTNAME_LABEL)
+            }
+            Workload::NodeAffinity => {
+                let p = requires_node_label(plain_pod(i), "pool", &["infra"]);
+                tolerating(p, "dedicated")
+            }
+        }
+    }
+}
+
+fn plain_pod(i: usize) -> Pod {
+    let rs = alloc::format!("rs-{}", i % 100);
+    let mut p = owned_by(
+        pod("bench", &alloc::format!("plain-{i}"), 100, 128 * MI),
+        &rs,
+    );
+    p.metadata.labels = labels(&[("app", &rs)]);
+    p
 }

@@ -6,7 +6,7 @@
 
 use super::nodeinfo::{NodeInfo, Resources};
 use super::podinfo::PodInfo;
-use super::topology::{Topology, NO_VALUE, ZONE_KEY};
+use super::topology::{Spread, Topology, NO_VALUE, ZONE_KEY};
 use crate::model::TaintEffect;
 
 /// The highest score of one scoring function.
@@ -120,9 +120,24 @@ pub fn pod_affinity_raw(pod: &PodInfo<'_>, node: &NodeInfo, topo: &Topology) -> 
 /// Pods of the same owner as `pod` on the node and in the node's zone
 /// (None when the node has no zone).
 pub fn spread_raw(pod: &PodInfo<'_>, node: &NodeInfo, topo: &Topology) -> (u32, Option<u32>) {
+    spread_counts(owner_spread(pod, topo), node, topo)
+}
+
+/// Where the pods of `pod`'s owner are: looked up by owner once per pod,
+/// not once per node scored.
+pub(crate) fn owner_spread<'t>(pod: &PodInfo<'_>, topo: &'t Topology) -> Option<&'t Spread> {
+    pod.owner.as_ref().and_then(|o| topo.spread.get(o))
+}
+
+/// [`spread_raw`] given the owner's [`owner_spread`].
+pub(crate) fn spread_counts(
+    spread: Option<&Spread>,
+    node: &NodeInfo,
+    topo: &Topology,
+) -> (u32, Option<u32>) {
     let zone = topo.value(ZONE_KEY, node.slot);
     let zone_count = |n: u32| (zone != NO_VALUE).then_some(n);
-    let Some(spread) = pod.owner.as_ref().and_then(|o| topo.spread.get(o)) else {
+    let Some(spread) = spread else {
         return (0, zone_count(0));
     };
     let on_node = spread.per_node.get(&node.slot).copied().unwrap_or(0);

@@ -7,7 +7,7 @@ use super::filters::{self, Reason};
 use super::nodeinfo::NodeInfo;
 use super::podinfo::PodInfo;
 use super::scores::{self, ScoreWeights};
-use super::topology::Topology;
+use super::topology::{Spread, Topology};
 use crate::model::Pod;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -139,8 +139,14 @@ struct Candidate {
 }
 
 impl Candidate {
-    fn new(pod: &PodInfo<'_>, node: &NodeInfo, topo: &Topology, w: &ScoreWeights) -> Candidate {
-        let (spread_node, spread_zone) = scores::spread_raw(pod, node, topo);
+    fn new(
+        pod: &PodInfo<'_>,
+        spread: Option<&Spread>,
+        node: &NodeInfo,
+        topo: &Topology,
+        w: &ScoreWeights,
+    ) -> Candidate {
+        let (spread_node, spread_zone) = scores::spread_counts(spread, node, topo);
         Candidate {
             slot: node.slot,
             base: w.least_allocated * scores::least_allocated(pod, node)
@@ -252,6 +258,7 @@ impl Scheduler {
         } else {
             self.next_start % slots
         };
+        let spread = scores::owner_spread(pod, topo);
         let mut tally: Vec<(Reason<'_>, usize)> = Vec::new();
         self.candidates.clear();
         let mut scanned = 0;
@@ -270,7 +277,7 @@ impl Scheduler {
             match filters::check(pod, node, topo) {
                 Ok(()) => self
                     .candidates
-                    .push(Candidate::new(pod, node, topo, &weights)),
+                    .push(Candidate::new(pod, spread, node, topo, &weights)),
                 Err(reason) => match tally.iter_mut().find(|(r, _)| *r == reason) {
                     Some((_, n)) => *n += 1,
                     None => tally.push((reason, 1)),
