@@ -35,17 +35,10 @@ ensure_debs protobuf-compiler libprotobuf-dev etcd-server etcd-client
 cargo build --release --quiet -p noderun-controlplane --features etcd \
   --example apiserver_bench --example store_bench
 
+# shellcheck source=lib/cleanup.sh
+source scripts/lib/cleanup.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/noderun-bench-apiserver.XXXXXX")
-etcd_pid=
-stop() {
-  if [ -n "$etcd_pid" ]; then
-    kill "$etcd_pid" 2>/dev/null || true
-    wait "$etcd_pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap stop EXIT
-trap 'exit 130' INT TERM
+remove_on_exit "$tmp"
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -60,6 +53,7 @@ endpoint=127.0.0.1:$client_port
   --initial-cluster "bench=http://127.0.0.1:$peer_port" \
   --logger zap --log-level warn >"$tmp/etcd.log" 2>&1 &
 etcd_pid=$!
+stop_on_exit "$etcd_pid"
 export ETCDCTL_API=3
 for _ in $(seq 100); do
   etcdctl --endpoints="$endpoint" endpoint health >/dev/null 2>&1 && break

@@ -29,17 +29,10 @@ esac
 source "$here/lib/packages.sh"
 ensure_debs docker-registry skopeo busybox-static
 
+# shellcheck source=lib/cleanup.sh
+source "$here/lib/cleanup.sh"
 work=$(mktemp -d /tmp/nr-bench-pull.XXXXXX)
-registry_pid=
-cleanup() {
-  if [ -n "$registry_pid" ]; then
-    kill "$registry_pid" 2>/dev/null || true
-    wait "$registry_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+remove_on_exit "$work"
 
 echo "== building noderun (release)"
 cargo build --release --quiet -p noderun-runtime --bin noderun --manifest-path "$repo/Cargo.toml"
@@ -121,6 +114,7 @@ http:
 EOF
 /usr/bin/docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
+stop_on_exit "$registry_pid"
 for _ in $(seq 200); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   if ! kill -0 "$registry_pid" 2>/dev/null; then

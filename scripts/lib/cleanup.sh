@@ -1,0 +1,25 @@
+# shellcheck shell=bash
+# Stop what a script started and remove what it made, on exit, on failure
+# and on Ctrl-C: `stop_on_exit PID` (a background process this script
+# started: killed and waited for), `remove_on_exit PATH` (a temp dir).
+# Installs the EXIT/INT/TERM traps; a script sourcing this one sets no
+# EXIT trap of its own.
+
+_on_exit_pids=()
+_on_exit_paths=()
+
+stop_on_exit() { _on_exit_pids+=("$1"); }
+remove_on_exit() { _on_exit_paths+=("$1"); }
+
+_run_on_exit() {
+  local pid path
+  for pid in "${_on_exit_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  for path in "${_on_exit_paths[@]}"; do
+    rm -rf "$path"
+  done
+}
+trap _run_on_exit EXIT
+trap 'exit 130' INT TERM
