@@ -10,9 +10,9 @@
 use noderun_core::{Container, EnvVar, Pod, PodPhase, QosClass};
 use noderun_netplug::netlink::Netlink;
 use noderun_netplug::Netns;
-use noderun_runtime::agent::runner::{Exit, Status};
+use noderun_runtime::agent::runner::{Exit, FailureKind, Status};
 use noderun_runtime::agent::sandbox::{self, nsfs::SharedNs};
-use noderun_runtime::agent::{AgentError, PodHost, Runner};
+use noderun_runtime::agent::{AgentError, PodHost, Runner, RunnerError};
 use noderun_runtime::cgroups::{self, Layout};
 use noderun_runtime::snapshot::Kind;
 use noderun_testkit::{
@@ -571,14 +571,27 @@ fn the_runner_survives_a_failing_create_and_goes_with_its_handle() {
         .unwrap_err()
         .to_string();
     assert!(no_bundle.contains("no-bundle"), "{no_bundle}");
-    let state = node
-        .host
-        .runner()
-        .state(&root, &node.host.paths(&uid2).unwrap().container_id("fine"))
-        .unwrap();
+    let paths2 = node.host.paths(&uid2).unwrap();
+    let fine_id = paths2.container_id("fine");
+    let state = node.host.runner().state(&root, &fine_id).unwrap();
     assert_eq!(
         (state.status, state.exit),
         (Status::Stopped, Some(Exit::Code(0)))
+    );
+    let again = node
+        .host
+        .runner()
+        .create(&root, &fine_id, &paths2.bundle("fine"), None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            again,
+            RunnerError::Failed {
+                kind: FailureKind::AlreadyExists,
+                ..
+            }
+        ),
+        "{again:?}"
     );
 
     // A second handle from async code.

@@ -24,7 +24,7 @@ pub mod protocol;
 mod server;
 mod sys;
 
-pub use protocol::{ContainerState, Exit, Status, Stdio};
+pub use protocol::{ContainerState, Exit, FailureKind, Status, Stdio};
 pub use sys::RunnerSysError;
 
 use nix::sys::signal::Signal;
@@ -64,8 +64,8 @@ pub enum RunnerError {
         message: String,
     },
     /// The runtime's own error, with its context (container, path).
-    #[error("{0}")]
-    Failed(String),
+    #[error("{message}")]
+    Failed { kind: FailureKind, message: String },
     #[error("the blocking task for {verb} {id} failed: {message}")]
     Task {
         verb: &'static str,
@@ -77,7 +77,13 @@ pub enum RunnerError {
 impl RunnerError {
     /// Whether the runtime said the container does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, RunnerError::Failed(text) if text.ends_with("does not exist"))
+        matches!(
+            self,
+            RunnerError::Failed {
+                kind: FailureKind::NotFound,
+                ..
+            }
+        )
     }
 }
 
@@ -304,7 +310,7 @@ impl Runner {
                 id: id.into(),
             })?;
         match protocol::decode::<Response>(&buf[..n]) {
-            Ok(Response::Failed(text)) => Err(RunnerError::Failed(text)),
+            Ok(Response::Failed { kind, message }) => Err(RunnerError::Failed { kind, message }),
             Ok(response) => Ok(response),
             Err(e) => Err(RunnerError::Protocol {
                 pid,

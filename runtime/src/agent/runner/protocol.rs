@@ -118,7 +118,22 @@ pub enum Response {
     Done,
     State(ContainerState),
     /// The verb failed; the text is the whole error chain.
-    Failed(String),
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+/// The kind of a failure, for the agent to act on without reading text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// No container of that id under that root.
+    NotFound,
+    /// The container exists already.
+    AlreadyExists,
+    /// The container is in a state the verb does not apply to.
+    WrongState,
+    Other,
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -171,7 +186,10 @@ mod tests {
         let responses = [
             Response::Created { pid: 42 },
             Response::Done,
-            Response::Failed("container \"a\" does not exist".into()),
+            Response::Failed {
+                kind: FailureKind::NotFound,
+                message: "container \"a\" does not exist".into(),
+            },
             Response::State(ContainerState {
                 id: "a".into(),
                 status: Status::Stopped,

@@ -3,7 +3,9 @@
 //! containers' inits (its children) the moment they exit, through a pidfd
 //! per init, so their exit status and time are known.
 
-use super::protocol::{self, ContainerState, Exit, Request, Response, Status, MAX_PACKET};
+use super::protocol::{
+    self, ContainerState, Exit, FailureKind, Request, Response, Status, MAX_PACKET,
+};
 use super::sys::{self, StdioSwap};
 use crate::container::{self, Container, CreateOptions};
 use nix::unistd::Pid;
@@ -59,7 +61,10 @@ pub fn serve(socket: OwnedFd) {
         };
         let response = match protocol::decode::<Request>(&buf[..n]) {
             Ok(request) => server.handle(&request),
-            Err(e) => Response::Failed(format!("runner: undecodable request: {e}")),
+            Err(e) => Response::Failed {
+                kind: FailureKind::Other,
+                message: format!("runner: undecodable request: {e}"),
+            },
         };
         if sys::send_packet(socket.as_fd(), &protocol::encode(&response)).is_err() {
             return;
@@ -106,13 +111,19 @@ impl Server {
             }
             Request::State { root, id } => Container::load(root, id).map(|c| self.state(&c)),
         };
-        result.unwrap_or_else(|e| {
-            Response::Failed(format!(
+        result.unwrap_or_else(|e| Response::Failed {
+            kind: match e {
+                container::ContainerError::NotFound(_) => FailureKind::NotFound,
+                container::ContainerError::AlreadyExists(_) => FailureKind::AlreadyExists,
+                container::ContainerError::WrongState { .. } => FailureKind::WrongState,
+                _ => FailureKind::Other,
+            },
+            message: format!(
                 "{} container {}: {}",
                 request.verb(),
                 request.id(),
                 chain(&e)
-            ))
+            ),
         })
     }
 
