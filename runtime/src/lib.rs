@@ -1,7 +1,8 @@
 //! `noderun-runtime` owns everything that runs containers on one Linux host:
 //! the OCI runtime, the image store and overlay snapshotter, and the node
-//! agent. It talks to the control plane only through `noderun-core`'s
-//! protocol. (Work in progress: see the README's status table.)
+//! agent. It talks to the control plane through `noderun-controlplane`'s
+//! client (built without the etcd backend), over `noderun-core`'s
+//! protocol.
 //!
 //! - [`sys`]: thin, named wrappers around the raw syscalls; nothing else
 //!   calls `libc` for them.
@@ -13,12 +14,15 @@
 //! - [`seccomp`]: the spec's seccomp profile compiled to BPF and loaded.
 //! - [`agent`]: the node agent's pod layer: pods into running, networked
 //!   containers and back, through a pre-forked container runner.
+//! - [`node`]: the node daemon: registration, heartbeat, the pods bound to
+//!   the node through the pod layer, status back to the apiserver.
 
 pub mod agent;
 pub mod cgroups;
 pub mod container;
 pub mod image;
 pub mod init;
+pub mod node;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

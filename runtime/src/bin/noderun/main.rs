@@ -1,7 +1,8 @@
-//! `noderun`: the node's command line. Today it manages the node's images
-//! (`noderun image ...`); the node agent daemon joins it as another
-//! subcommand.
+//! `noderun`: the node's command line: the node daemon (`noderun agent`),
+//! taking the node down (`noderun reset`), and the node's images
+//! (`noderun image ...`).
 
+mod agent;
 mod image;
 
 use anyhow::Result;
@@ -22,6 +23,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the node daemon.
+    Agent(agent::AgentArgs),
+    /// Tear down every pod on this node, its bridge and cgroups.
+    Reset(agent::ResetArgs),
     /// Manage the node's images.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -30,6 +35,8 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match &cli.command {
+        Command::Agent(a) => agent::run_agent(&cli.state_dir, a),
+        Command::Reset(a) => agent::run_reset(&cli.state_dir, a),
         Command::Image(c) => image::run(&cli.state_dir, c),
     };
     if let Err(e) = result {

@@ -1,0 +1,191 @@
+//! `noderun agent` (the node daemon) and `noderun reset` (take the node
+//! down): flags gathered here, the work done by `noderun_runtime::node`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use noderun_runtime::agent::{AgentConfig, Runner};
+use noderun_runtime::node::config::{parse_endpoint, parse_labels, parse_taints};
+use noderun_runtime::node::host::HostConfig;
+use noderun_runtime::node::{self, facts, reconcile, NodeConfig};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Where the node keeps pods and how they are wired (shared by `agent`
+/// and `reset`, which must agree).
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// The pod CIDR: pod IPs come from it, the bridge takes the first.
+    #[arg(long, default_value = "10.88.0.0/24")]
+    pod_cidr: String,
+    /// The bridge pods hang off.
+    #[arg(long, default_value = "nr0")]
+    bridge: String,
+    /// Runtime state, bundles, pinned namespaces and IPAM state.
+    #[arg(long, default_value = "/run/noderun")]
+    run_dir: PathBuf,
+    /// Container logs.
+    #[arg(long, default_value = "/var/log/noderun/pods")]
+    log_dir: PathBuf,
+    /// The cgroup the pods go under (relative to the hierarchy roots).
+    #[arg(long, default_value = "noderun")]
+    cgroup_parent: PathBuf,
+    /// Keep the bridge and host veth ends in this network namespace (a
+    /// path like /run/netns/pods) instead of the host's.
+    #[arg(long, value_name = "PATH")]
+    host_netns: Option<PathBuf>,
+    /// Masquerade pod traffic leaving the pod CIDR (needs nft).
+    #[arg(long)]
+    masquerade: bool,
+}
+
+impl HostArgs {
+    fn config(&self, state_dir: &Path) -> HostConfig {
+        HostConfig {
+            state_dir: state_dir.into(),
+            agent: AgentConfig {
+                run_dir: self.run_dir.clone(),
+                log_dir: self.log_dir.clone(),
+                cgroup_parent: self.cgroup_parent.clone(),
+            },
+            bridge: self.bridge.clone(),
+            pod_cidr: self.pod_cidr.clone(),
+            host_netns: self.host_netns.clone(),
+            masquerade: self.masquerade,
+        }
+    }
+}
+
+/// Run the node daemon: register this host as a Node, heartbeat, and run
+/// the pods bound to it.
+///
+/// Example: noderun agent --control-plane /run/noderun/controlplane.sock --token /etc/noderun/node.token
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct AgentArgs {
+    /// The apiserver: a Unix socket path, or HOST:PORT (TLS, with --ca).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "/run/noderun/controlplane.sock"
+    )]
+    control_plane: String,
+    /// A file holding the node's token (a `TOKEN,node:<name>` line in the
+    /// control plane's tokens file).
+    #[arg(long, value_name = "FILE")]
+    token: PathBuf,
+    /// The cluster CA (the control plane's <data-dir>/pki/ca.crt), for TLS.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// The node's name; default the host name.
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Labels the node registers with: k=v,k2=v2.
+    #[arg(long, default_value = "")]
+    labels: String,
+    /// Taints the node registers with: k=v:NoSchedule,k2:NoExecute.
+    #[arg(long, default_value = "")]
+    taints: String,
+    /// The `pods` capacity.
+    #[arg(long, default_value_t = 110)]
+    max_pods: i64,
+    /// The node's address (its pods' hostIP); default the source address
+    /// of the default route.
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// Tear down every pod on this node, its bridge and cgroups (stop the
+/// daemon first).
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The runner is forked first, while this process has one thread.
+fn start_runner() -> Result<Runner> {
+    Runner::start().context("starting the container runner")
+}
+
+pub fn run_agent(state_dir: &Path, args: &AgentArgs) -> Result<()> {
+    init_logs();
+    let runner = start_runner()?;
+    let token = std::fs::read_to_string(&args.token)
+        .with_context(|| format!("reading the node token {}", args.token.display()))?;
+    let endpoint = parse_endpoint(&args.control_plane, args.ca.clone())?;
+    let node_name = args.node_name.clone().unwrap_or_else(facts::hostname);
+    let mut config = NodeConfig::new(
+        endpoint,
+        token.trim().to_string(),
+        node_name,
+        args.host.pod_cidr.clone(),
+        args.node_ip.unwrap_or_else(facts::default_address),
+    );
+    config.labels = parse_labels(&args.labels)?;
+    config.taints = parse_taints(&args.taints)?;
+    config.max_pods = args.max_pods;
+    let host = args
+        .host
+        .config(state_dir)
+        .open(runner)
+        .context("opening the node's pod host")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping; pods keep running");
+            let _ = stop_tx.send(true);
+        });
+        node::run(config, host, stop)
+            .await
+            .context("running the node")
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+pub fn run_reset(state_dir: &Path, args: &ResetArgs) -> Result<()> {
+    init_logs();
+    let runner = start_runner()?;
+    let host = args
+        .host
+        .config(state_dir)
+        .open(runner)
+        .context("opening the node's pod host")?;
+    let removed = reconcile::reset(&host, args.host.host_netns.as_deref())
+        .context("tearing down the node")?;
+    println!(
+        "removed {} pod(s), bridge {}",
+        removed.len(),
+        args.host.bridge
+    );
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! [`NodeConfig`]: what the daemon is told, and the flag syntaxes it
+//! reads: `k=v,...` labels, `k=v:Effect,...` taints, the control plane's
+//! address.
+
+use super::NodeError;
+use noderun_controlplane::client::Endpoint;
+use noderun_core::{Labels, Taint, TaintEffect};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The daemon's settings (the pod layer's are in [`crate::agent::AgentConfig`]).
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub endpoint: Endpoint,
+    /// The bearer token of identity `node:<node_name>`.
+    pub token: String,
+    pub node_name: String,
+    /// The range pod IPs come from (reported as the Node's podCIDR).
+    pub pod_cidr: String,
+    pub labels: Labels,
+    pub taints: Vec<Taint>,
+    /// The `pods` capacity.
+    pub max_pods: i64,
+    /// The node's address (hostIP of its pods).
+    pub node_ip: IpAddr,
+    /// How often the Lease is renewed.
+    pub lease_renew: Duration,
+    /// The Lease's declared duration (the control plane's grace period).
+    pub lease_duration: Duration,
+    /// How often the Node's status (Ready, capacity) is re-sent.
+    pub status_every: Duration,
+    /// How often a pod worker looks at its containers.
+    pub pod_poll: Duration,
+}
+
+impl NodeConfig {
+    /// The settings with the usual intervals (lease renewed every 10 s and
+    /// declared for 40 s, node status every 60 s, containers looked at
+    /// every 500 ms).
+    pub fn new(
+        endpoint: Endpoint,
+        token: String,
+        node_name: String,
+        pod_cidr: String,
+        node_ip: IpAddr,
+    ) -> NodeConfig {
+        NodeConfig {
+            endpoint,
+            token,
+            node_name,
+            pod_cidr,
+            labels: Labels::new(),
+            taints: Vec::new(),
+            max_pods: 110,
+            node_ip,
+            lease_renew: Duration::from_secs(10),
+            lease_duration: Duration::from_secs(40),
+            status_every: Duration::from_secs(60),
+            pod_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+fn flag_error(value: &str, reason: &str) -> NodeError {
+    NodeError::Flag {
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `/path/to.sock` or `unix:/path` (a Unix socket), or `HOST:PORT` (TLS,
+/// verified with `ca_file`).
+pub fn parse_endpoint(text: &str, ca_file: Option<PathBuf>) -> Result<Endpoint, NodeError> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        return Ok(Endpoint::Unix(path.into()));
+    }
+    if text.starts_with('/') {
+        return Ok(Endpoint::Unix(text.into()));
+    }
+    match ca_file {
+        Some(ca_file) if text.contains(':') => Ok(Endpoint::Tls {
+            addr: text.into(),
+            ca_file,
+        }),
+        Some(_) => Err(flag_error(text, "write HOST:PORT, or a socket path")),
+        None => Err(flag_error(
+            text,
+            "a TCP control plane needs --ca FILE (the cluster CA, <data-dir>/pki/ca.crt)",
+        )),
+    }
+}
+
+/// `k=v,k2=v2` (a bare `k` means an empty value).
+pub fn parse_labels(text: &str) -> Result<Labels, NodeError> {
+    let mut labels = Labels::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (k, v) = item.split_once('=').unwrap_or((item, ""));
+        if k.is_empty() {
+            return Err(flag_error(item, "a label needs a key: write key=value"));
+        }
+        labels.insert(k.into(), v.into());
+    }
+    Ok(labels)
+}
+
+/// `k=v:Effect,k2:Effect` with Effect one of NoSchedule, PreferNoSchedule,
+/// NoExecute.
+pub fn parse_taints(text: &str) -> Result<Vec<Taint>, NodeError> {
+    let mut taints = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (kv, effect) = item
+            .rsplit_once(':')
+            .ok_or_else(|| flag_error(item, "write key=value:Effect"))?;
+        let effect = match effect {
+            "NoSchedule" => TaintEffect::NoSchedule,
+            "PreferNoSchedule" => TaintEffect::PreferNoSchedule,
+            "NoExecute" => TaintEffect::NoExecute,
+            _ => {
+                return Err(flag_error(
+                    item,
+                    "the effect is one of NoSchedule, PreferNoSchedule, NoExecute",
+                ))
+            }
+        };
+        let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+        if key.is_empty() {
+            return Err(flag_error(
+                item,
+                "a taint needs a key: write key=value:Effect",
+            ));
+        }
+        taints.push(Taint {
+            key: key.into(),
+            value: value.into(),
+            effect,
+            time_added: None,
+        });
+    }
+    Ok(taints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            parse_endpoint("/run/cp.sock", None).unwrap(),
+            Endpoint::Unix("/run/cp.sock".into())
+        );
+        assert_eq!(
+            parse_endpoint("unix:/x", None).unwrap(),
+            Endpoint::Unix("/x".into())
+        );
+        assert_eq!(
+            parse_endpoint("10.0.0.1:6443", Some("/ca".into())).unwrap(),
+            Endpoint::Tls {
+                addr: "10.0.0.1:6443".into(),
+                ca_file: "/ca".into()
+            }
+        );
+        let e = parse_endpoint("10.0.0.1:6443", None).unwrap_err();
+        assert!(e.to_string().contains("--ca"), "{e}");
+        assert!(parse_endpoint("nohost", Some("/ca".into())).is_err());
+    }
+
+    #[test]
+    fn labels() {
+        let l = parse_labels("zone=a, disk=ssd,gpu").unwrap();
+        assert_eq!(l.get("zone").map(String::as_str), Some("a"));
+        assert_eq!(l.get("disk").map(String::as_str), Some("ssd"));
+        assert_eq!(l.get("gpu").map(String::as_str), Some(""));
+        assert!(parse_labels("").unwrap().is_empty());
+        assert!(parse_labels("=v").is_err());
+    }
+
+    #[test]
+    fn taints() {
+        let t = parse_taints("dedicated=infra:NoSchedule,spot:PreferNoSchedule").unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            (t[0].key.as_str(), t[0].value.as_str(), t[0].effect),
+            ("dedicated", "infra", TaintEffect::NoSchedule)
+        );
+        assert_eq!(
+            (t[1].key.as_str(), t[1].value.as_str(), t[1].effect),
+            ("spot", "", TaintEffect::PreferNoSchedule)
+        );
+        assert!(parse_taints("a=b").is_err());
+        assert!(parse_taints("a=b:Never").is_err());
+        assert!(parse_taints("=b:NoExecute").is_err());
+    }
+}

@@ -1,0 +1,132 @@
+//! The node daemon: joins the pod layer ([`crate::agent::PodHost`]) to the
+//! control plane. It registers the node's [`Node`](noderun_core::Node)
+//! (capacity from procfs, labels, taints, pod CIDR, the Ready condition),
+//! heartbeats its Lease, and turns the pods bound to it into running
+//! containers: one worker per pod starts it, pushes its status, restarts
+//! its containers by their restart policy with kubelet's back-off, stops
+//! it gracefully when it is deleted and then finalizes the delete.
+//!
+//! - [`config`]: what the daemon is told (and the flag syntaxes it parses).
+//! - [`host`]: the pod host over the node's stores and network.
+//! - [`facts`]: the host's facts from procfs (CPUs, memory, address).
+//! - [`registration`]: the Node object and its status; [`lease`]: the
+//!   heartbeat.
+//! - [`dispatch`]: list + watch of the pods bound here, one worker each.
+//! - [`worker`]: one pod's life on the node; [`restart`]: restart
+//!   decisions and back-off; [`status`]: the pod status it reports.
+//! - [`reconcile`]: what is on the host against what is bound here, at
+//!   every start, and [`reconcile::reset`] for taking a node down.
+//!
+//! It talks to the apiserver with `noderun-controlplane`'s client (built
+//! without the etcd backend); the pod layer below it does no I/O with the
+//! control plane.
+
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod facts;
+pub mod host;
+pub mod lease;
+pub mod reconcile;
+pub mod registration;
+pub mod restart;
+pub mod status;
+pub mod worker;
+
+pub use config::NodeConfig;
+
+use crate::agent::{AgentError, PodHost};
+use api::Api;
+use noderun_controlplane::client::ClientError;
+use std::sync::Arc;
+
+/// What stops the daemon, naming what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("bad flag value {value:?}: {reason}")]
+    Flag { value: String, reason: String },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{doing}: {source}")]
+    Api {
+        doing: String,
+        #[source]
+        source: Box<ClientError>,
+    },
+    #[error("{doing}: {source}")]
+    Agent {
+        doing: String,
+        #[source]
+        source: Box<AgentError>,
+    },
+    #[error("opening the node's stores: {0}")]
+    Host(#[from] Box<host::HostError>),
+    #[error("{doing}: the blocking task failed: {message}")]
+    Task { doing: String, message: String },
+}
+
+impl NodeError {
+    pub(crate) fn api(doing: impl Into<String>) -> impl FnOnce(ClientError) -> NodeError {
+        let doing = doing.into();
+        move |source| NodeError::Api {
+            doing,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Everything a pod worker needs, shared.
+#[derive(Debug)]
+pub struct NodeContext {
+    pub config: NodeConfig,
+    pub host: Arc<PodHost>,
+    /// The connection for writes (status, deletes, lease, node).
+    pub api: Api,
+}
+
+/// Run `f` with the pod host on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    host: &Arc<PodHost>,
+    doing: String,
+    f: impl FnOnce(&PodHost) -> Result<T, AgentError> + Send + 'static,
+) -> Result<T, NodeError> {
+    let host = Arc::clone(host);
+    let task_doing = doing.clone();
+    tokio::task::spawn_blocking(move || f(&host))
+        .await
+        .map_err(|e| NodeError::Task {
+            doing: task_doing,
+            message: e.to_string(),
+        })?
+        .map_err(|source| NodeError::Agent {
+            doing,
+            source: Box::new(source),
+        })
+}
+
+/// Run the daemon until `stop` turns true: register, reconcile the host,
+/// then heartbeat and run the pods bound here. Pods keep running when it
+/// stops; the next start adopts them.
+pub async fn run(
+    config: NodeConfig,
+    host: PodHost,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), NodeError> {
+    let api = Api::connect(config.endpoint.clone(), config.token.clone(), "noderun").await?;
+    let ctx = Arc::new(NodeContext {
+        config,
+        host: Arc::new(host),
+        api,
+    });
+    registration::register(&ctx).await?;
+    tracing::info!(node = %ctx.config.node_name, "node registered");
+    let heartbeat = tokio::spawn(lease::heartbeat(Arc::clone(&ctx), stop.clone()));
+    let pods = dispatch::run(Arc::clone(&ctx), stop.clone()).await;
+    let _ = stop.wait_for(|s| *s).await;
+    heartbeat.abort();
+    pods
+}

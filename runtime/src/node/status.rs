@@ -1,0 +1,348 @@
+//! The status a node reports for a pod: what the pod layer observes
+//! (container states, pod IP, QoS class) combined with what only the
+//! daemon knows (restart counts, the state before the last restart, a
+//! container waiting out its back-off, a start that failed), the phase
+//! that follows under the pod's restart policy, and the conditions.
+
+use noderun_core::{
+    ConditionStatus, ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodCondition,
+    PodConditionType, PodPhase, PodStatus, Time,
+};
+use std::collections::BTreeMap;
+
+/// What the daemon remembers of one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerHistory {
+    pub restart_count: i32,
+    /// The state before the last restart.
+    pub last_state: ContainerState,
+    /// Shown instead of the observed state: `CrashLoopBackOff` while a
+    /// restart waits, `CreateContainerError` after a failed start.
+    pub waiting: Option<ContainerStateWaiting>,
+    /// The container is terminated and will be started again.
+    pub will_restart: bool,
+}
+
+/// Everything a status is made of.
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// The pod as last read (its status keeps PodScheduled and the
+    /// conditions' transition times).
+    pub pod: &'a Pod,
+    /// The pod layer's view ([`crate::agent::PodHost::pod_status`]).
+    pub observed: PodStatus,
+    pub history: &'a BTreeMap<String, ContainerHistory>,
+    pub host_ip: &'a str,
+    pub start_time: Option<Time>,
+    pub now: Time,
+}
+
+/// How one container stands for the phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Never started yet.
+    Pending,
+    Running,
+    Restarting,
+    Done {
+        exit_code: i32,
+    },
+}
+
+fn standing(status: &ContainerStatus, history: &ContainerHistory) -> Standing {
+    if let Some(t) = &status.state.terminated {
+        if history.will_restart {
+            Standing::Restarting
+        } else {
+            Standing::Done {
+                exit_code: t.exit_code,
+            }
+        }
+    } else if status.state.running.is_some() {
+        Standing::Running
+    } else if history.restart_count > 0 || history.will_restart {
+        Standing::Restarting
+    } else {
+        Standing::Pending
+    }
+}
+
+/// Succeeded or Failed once every container is done for good, Pending
+/// while one has never started, Running otherwise.
+fn phase(standings: &[Standing]) -> PodPhase {
+    if standings.is_empty() {
+        return PodPhase::Pending;
+    }
+    let exits: Vec<i32> = standings
+        .iter()
+        .filter_map(|s| match s {
+            Standing::Done { exit_code } => Some(*exit_code),
+            _ => None,
+        })
+        .collect();
+    if exits.len() == standings.len() {
+        if exits.iter().all(|c| *c == 0) {
+            PodPhase::Succeeded
+        } else {
+            PodPhase::Failed
+        }
+    } else if standings.contains(&Standing::Pending) {
+        PodPhase::Pending
+    } else {
+        PodPhase::Running
+    }
+}
+
+fn condition(
+    previous: &PodStatus,
+    type_: PodConditionType,
+    ok: bool,
+    reason: &str,
+    now: Time,
+) -> PodCondition {
+    let status = if ok {
+        ConditionStatus::True
+    } else {
+        ConditionStatus::False
+    };
+    let since = previous
+        .condition(type_)
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time)
+        .unwrap_or(now);
+    PodCondition {
+        type_,
+        status,
+        reason: if ok { String::new() } else { reason.into() },
+        message: String::new(),
+        last_transition_time: Some(since),
+    }
+}
+
+/// The pod's status as this node reports it.
+pub fn pod_status(report: Report<'_>) -> PodStatus {
+    let Report {
+        pod,
+        observed,
+        history,
+        host_ip,
+        start_time,
+        now,
+    } = report;
+    let none = ContainerHistory::default();
+    let mut standings = Vec::new();
+    let statuses: Vec<ContainerStatus> = observed
+        .container_statuses
+        .into_iter()
+        .map(|mut status| {
+            let h = history.get(&status.name).unwrap_or(&none);
+            standings.push(standing(&status, h));
+            if let Some(waiting) = &h.waiting {
+                status.state = ContainerState {
+                    waiting: Some(waiting.clone()),
+                    ..ContainerState::default()
+                };
+                status.ready = false;
+                status.started = Some(false);
+            }
+            status.restart_count = h.restart_count;
+            status.last_state = h.last_state.clone();
+            status
+        })
+        .collect();
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
+    let previous = &pod.status;
+    let scheduled = previous
+        .condition(PodConditionType::PodScheduled)
+        .cloned()
+        .unwrap_or(PodCondition {
+            type_: PodConditionType::PodScheduled,
+            status: ConditionStatus::True,
+            last_transition_time: Some(now),
+            ..PodCondition::default()
+        });
+    let conditions = vec![
+        condition(previous, PodConditionType::Initialized, true, "", now),
+        condition(
+            previous,
+            PodConditionType::ContainersReady,
+            all_ready,
+            "ContainersNotReady",
+            now,
+        ),
+        condition(
+            previous,
+            PodConditionType::Ready,
+            all_ready,
+            "ContainersNotReady",
+            now,
+        ),
+        scheduled,
+    ];
+    PodStatus {
+        phase: phase(&standings),
+        conditions,
+        reason: String::new(),
+        message: String::new(),
+        host_ip: host_ip.into(),
+        pod_ip: observed.pod_ip,
+        start_time,
+        init_container_statuses: Vec::new(),
+        container_statuses: statuses,
+        qos_class: observed.qos_class,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noderun_core::{ContainerStateRunning, ContainerStateTerminated};
+
+    fn running() -> ContainerStatus {
+        ContainerStatus {
+            name: "c".into(),
+            ready: true,
+            started: Some(true),
+            state: ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(Time::from_unix(100, 0)),
+                }),
+                ..ContainerState::default()
+            },
+            ..ContainerStatus::default()
+        }
+    }
+
+    fn exited(code: i32) -> ContainerStatus {
+        ContainerStatus {
+            name: "c".into(),
+            state: ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: code,
+                    reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            },
+            ..ContainerStatus::default()
+        }
+    }
+
+    fn report_of(
+        pod: &Pod,
+        statuses: Vec<ContainerStatus>,
+        history: &BTreeMap<String, ContainerHistory>,
+    ) -> PodStatus {
+        pod_status(Report {
+            pod,
+            observed: PodStatus {
+                pod_ip: "10.88.0.2".into(),
+                container_statuses: statuses,
+                ..PodStatus::default()
+            },
+            history,
+            host_ip: "192.168.1.5",
+            start_time: Some(Time::from_unix(99, 0)),
+            now: Time::from_unix(200, 0),
+        })
+    }
+
+    #[test]
+    fn running_pod_is_ready() {
+        let pod = Pod::default();
+        let s = report_of(&pod, vec![running()], &BTreeMap::new());
+        assert_eq!(s.phase, PodPhase::Running);
+        assert_eq!(
+            (s.pod_ip.as_str(), s.host_ip.as_str()),
+            ("10.88.0.2", "192.168.1.5")
+        );
+        for t in [
+            PodConditionType::Initialized,
+            PodConditionType::ContainersReady,
+            PodConditionType::Ready,
+            PodConditionType::PodScheduled,
+        ] {
+            assert_eq!(
+                s.condition(t).unwrap().status,
+                ConditionStatus::True,
+                "{t:?}"
+            );
+        }
+        assert_eq!(s.start_time, Some(Time::from_unix(99, 0)));
+    }
+
+    #[test]
+    fn transition_times_are_kept_while_unchanged() {
+        let mut pod = Pod::default();
+        pod.status = report_of(&pod, vec![running()], &BTreeMap::new());
+        let later = pod_status(Report {
+            pod: &pod,
+            observed: PodStatus {
+                container_statuses: vec![running()],
+                ..PodStatus::default()
+            },
+            history: &BTreeMap::new(),
+            host_ip: "h",
+            start_time: None,
+            now: Time::from_unix(900, 0),
+        });
+        let ready = later.condition(PodConditionType::Ready).unwrap();
+        assert_eq!(ready.last_transition_time, Some(Time::from_unix(200, 0)));
+    }
+
+    #[test]
+    fn phases_follow_exits_and_restarts() {
+        let pod = Pod::default();
+        let none = BTreeMap::new();
+        assert_eq!(
+            report_of(&pod, vec![exited(0)], &none).phase,
+            PodPhase::Succeeded
+        );
+        assert_eq!(
+            report_of(&pod, vec![exited(2)], &none).phase,
+            PodPhase::Failed
+        );
+        let never_started = ContainerStatus {
+            name: "c".into(),
+            state: ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: "ContainerCreating".into(),
+                    message: String::new(),
+                }),
+                ..ContainerState::default()
+            },
+            ..ContainerStatus::default()
+        };
+        let s = report_of(&pod, vec![never_started], &none);
+        assert_eq!(s.phase, PodPhase::Pending);
+        assert_eq!(
+            s.condition(PodConditionType::Ready).unwrap().reason,
+            "ContainersNotReady"
+        );
+        // A crashed container waiting out its back-off: Running, not ready,
+        // CrashLoopBackOff shown with the last exit.
+        let backing_off = ContainerHistory {
+            restart_count: 3,
+            last_state: exited(1).state,
+            waiting: Some(ContainerStateWaiting {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off 40s".into(),
+            }),
+            will_restart: true,
+        };
+        let history = BTreeMap::from([("c".to_string(), backing_off)]);
+        let s = report_of(&pod, vec![exited(1)], &history);
+        assert_eq!(s.phase, PodPhase::Running);
+        let c = &s.container_statuses[0];
+        assert_eq!(c.restart_count, 3);
+        assert_eq!(c.state.waiting.as_ref().unwrap().reason, "CrashLoopBackOff");
+        assert_eq!(c.last_state.terminated.as_ref().unwrap().exit_code, 1);
+        assert!(!c.ready);
+        assert_eq!(
+            s.condition(PodConditionType::ContainersReady)
+                .unwrap()
+                .status,
+            ConditionStatus::False
+        );
+    }
+}

@@ -1,0 +1,471 @@
+//! One pod's life on this node, in its own task (so pods start
+//! concurrently). Level-triggered: each round takes the newest version of
+//! the pod the watch delivered, compares it with the host, acts, and
+//! pushes the status when it changed; it runs again on the next event or
+//! after `pod_poll`.
+//!
+//! - new pod: adopted when all its containers exist on the host (a daemon
+//!   restart), else started (anything half-made is torn down first); a
+//!   failed start is retried with back-off and shown as
+//!   `CreateContainerError`;
+//! - a container that exited restarts by the restart policy with
+//!   kubelet's back-off ([`super::restart`]), keeping its rootfs and log;
+//! - `deletionTimestamp` set: SIGTERM, the grace period, SIGKILL,
+//!   teardown, then the forced delete (precondition: the pod's UID) that
+//!   removes it from the apiserver;
+//! - gone from the apiserver: teardown.
+
+use super::restart::{restarts, Backoff};
+use super::status::{self, ContainerHistory, Report};
+use super::{blocking, NodeContext, NodeError};
+use crate::agent::runner::Stdio;
+use crate::agent::{AgentError, ContainerReport, PodHost};
+use noderun_controlplane::client::DeleteOptions;
+use noderun_core::defaults::DEFAULT_TERMINATION_GRACE_SECONDS;
+use noderun_core::proto::{ErrorCode, Preconditions};
+use noderun_core::{ContainerStateWaiting, Kind, Object, Pod, PodStatus, Time};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// What the dispatcher tells a worker.
+#[derive(Debug, Clone)]
+pub enum PodEvent {
+    /// The newest version of the pod.
+    Present(Box<Pod>),
+    /// Deleted from the apiserver (or no longer bound here).
+    Gone,
+}
+
+/// How long to wait before trying a failed teardown again.
+const TEARDOWN_RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Default)]
+struct Track {
+    history: ContainerHistory,
+    backoff: Backoff,
+    restart_at: Option<Instant>,
+    /// The current instance's exit was seen (and decided on).
+    exit_seen: bool,
+}
+
+#[derive(Debug)]
+struct Worker {
+    ctx: Arc<NodeContext>,
+    pod: Pod,
+    started: bool,
+    start_backoff: Backoff,
+    start_retry_at: Option<Instant>,
+    start_time: Option<Time>,
+    containers: BTreeMap<String, Track>,
+}
+
+/// Run pod `pod`'s worker until it is deleted and finalized, gone, or the
+/// dispatcher stops (then the pod keeps running; the next start adopts it).
+pub async fn run(ctx: Arc<NodeContext>, mut events: watch::Receiver<PodEvent>) {
+    let mut worker: Option<Worker> = None;
+    loop {
+        let event = events.borrow_and_update().clone();
+        let w = match (event, worker.as_mut()) {
+            (PodEvent::Gone, Some(w)) => {
+                w.remove_from_host().await;
+                return;
+            }
+            (PodEvent::Gone, None) => return,
+            (PodEvent::Present(pod), Some(w)) => {
+                // A late event must not undo a newer version we wrote.
+                if pod.metadata.resource_version >= w.pod.metadata.resource_version {
+                    w.pod = *pod;
+                }
+                w
+            }
+            (PodEvent::Present(pod), None) => worker.insert(Worker::new(Arc::clone(&ctx), *pod)),
+        };
+        if w.pod.metadata.deletion_timestamp.is_some() {
+            w.terminate(&mut events).await;
+            return;
+        }
+        if let Err(e) = w.sync().await {
+            tracing::warn!(pod = %w.pod.metadata.uid, error = %e, "pod sync failed");
+        }
+        let wake = w.next_wakeup();
+        tokio::select! {
+            changed = events.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+    }
+}
+
+impl Worker {
+    fn new(ctx: Arc<NodeContext>, pod: Pod) -> Worker {
+        // Restart counts survive a daemon restart through the stored status.
+        let containers = pod
+            .status
+            .container_statuses
+            .iter()
+            .map(|s| {
+                let track = Track {
+                    history: ContainerHistory {
+                        restart_count: s.restart_count,
+                        last_state: s.last_state.clone(),
+                        ..ContainerHistory::default()
+                    },
+                    ..Track::default()
+                };
+                (s.name.clone(), track)
+            })
+            .collect();
+        Worker {
+            start_time: pod.status.start_time,
+            ctx,
+            pod,
+            started: false,
+            start_backoff: Backoff::default(),
+            start_retry_at: None,
+            containers,
+        }
+    }
+
+    fn uid(&self) -> &str {
+        &self.pod.metadata.uid
+    }
+
+    fn host(&self) -> &Arc<PodHost> {
+        &self.ctx.host
+    }
+
+    fn next_wakeup(&self) -> Instant {
+        let poll = Instant::now() + self.ctx.config.pod_poll;
+        self.containers
+            .values()
+            .filter_map(|t| t.restart_at)
+            .chain(self.start_retry_at)
+            .fold(poll, Instant::min)
+    }
+
+    /// One round: start or adopt, restarts due, status.
+    async fn sync(&mut self) -> Result<(), NodeError> {
+        if !self.started && !self.ensure_started().await? {
+            return Ok(());
+        }
+        let mut observed = self.observe().await?;
+        if self.started && self.restart_due(&observed).await {
+            observed = self.observe().await?;
+        }
+        self.push_status(observed).await
+    }
+
+    async fn observe(&self) -> Result<PodStatus, NodeError> {
+        let pod = self.pod.clone();
+        blocking(
+            self.host(),
+            format!("reading pod {}", self.uid()),
+            move |h| h.pod_status(&pod),
+        )
+        .await
+    }
+
+    /// Adopt the pod or start it. False when there is nothing to report
+    /// (a finished pod whose containers are gone).
+    async fn ensure_started(&mut self) -> Result<bool, NodeError> {
+        if self.start_retry_at.is_some_and(|at| Instant::now() < at) {
+            return Ok(true);
+        }
+        let pod = self.pod.clone();
+        let uid = self.uid().to_string();
+        let reports: Vec<ContainerReport> =
+            blocking(self.host(), format!("looking for pod {uid}"), move |h| {
+                h.container_reports(&pod)
+            })
+            .await?;
+        if !reports.is_empty() && reports.iter().all(|r| r.state.is_some()) {
+            tracing::info!(pod = %uid, "adopted the pod's running containers");
+            self.started = true;
+            return Ok(true);
+        }
+        if self.pod.status.phase.is_terminal() {
+            // Finished before, and its containers are gone (a reboot):
+            // never run it again.
+            return Ok(false);
+        }
+        let pod = self.pod.clone();
+        let halfmade = reports.iter().any(|r| r.state.is_some()) || self.host_has(&uid);
+        let started = blocking(self.host(), format!("starting pod {uid}"), move |h| {
+            if halfmade {
+                h.teardown_pod(&pod.metadata.uid, Duration::ZERO)?;
+            }
+            h.start_pod(&pod)
+        })
+        .await;
+        match started {
+            Ok(s) => {
+                tracing::info!(pod = %uid, name = %self.pod.metadata.name, ip = %s.ip,
+                    total = ?s.times.total(), sandbox = ?s.times.sandbox, network = ?s.times.network,
+                    rootfs = ?s.times.rootfs, create = ?s.times.create, start = ?s.times.start,
+                    "pod started");
+                self.started = true;
+                self.start_retry_at = None;
+                self.start_time.get_or_insert_with(Time::now);
+                for t in self.containers.values_mut() {
+                    t.history.waiting = None;
+                }
+            }
+            Err(e) => {
+                let delay = self
+                    .start_backoff
+                    .next_delay(Duration::ZERO)
+                    .max(Duration::from_secs(1));
+                tracing::warn!(pod = %uid, error = %e, retry_in = ?delay, "pod start failed");
+                self.start_retry_at = Some(Instant::now() + delay);
+                for c in &self.pod.spec.containers {
+                    let track = self.containers.entry(c.name.clone()).or_default();
+                    track.history.waiting = Some(ContainerStateWaiting {
+                        reason: "CreateContainerError".into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether something of the pod is on the host (a crash mid-start).
+    fn host_has(&self, uid: &str) -> bool {
+        self.host()
+            .paths(uid)
+            .is_ok_and(|p| p.bundles.exists() || p.sandbox.pins.iter().any(|(_, pin)| pin.exists()))
+    }
+
+    /// Decide on new exits and restart the containers whose back-off is
+    /// over. True when a container was restarted.
+    async fn restart_due(&mut self, observed: &PodStatus) -> bool {
+        let now = Instant::now();
+        let policy = self.pod.spec.restart_policy;
+        let mut due = Vec::new();
+        for cs in &observed.container_statuses {
+            let track = self.containers.entry(cs.name.clone()).or_default();
+            let Some(t) = &cs.state.terminated else {
+                continue;
+            };
+            if !track.exit_seen {
+                track.exit_seen = true;
+                track.history.last_state = cs.state.clone();
+                if restarts(policy, t.exit_code) {
+                    let ran = match (t.started_at, t.finished_at) {
+                        (Some(s), Some(f)) => Duration::from_secs(f.secs_since(&s).max(0) as u64),
+                        _ => Duration::ZERO,
+                    };
+                    let delay = track.backoff.next_delay(ran);
+                    track.restart_at = Some(now + delay);
+                    track.history.will_restart = true;
+                    if !delay.is_zero() {
+                        track.history.waiting = Some(ContainerStateWaiting {
+                            reason: "CrashLoopBackOff".into(),
+                            message: format!(
+                                "back-off {}s restarting failed container={} pod={}",
+                                delay.as_secs(),
+                                cs.name,
+                                self.pod.metadata.name
+                            ),
+                        });
+                    }
+                    tracing::info!(pod = %self.pod.metadata.uid, container = %cs.name,
+                        exit_code = t.exit_code, reason = %t.reason, restart_in = ?delay, "container exited");
+                }
+            }
+            if track.restart_at.is_some_and(|at| at <= now) {
+                due.push(cs.name.clone());
+            }
+        }
+        let mut restarted = false;
+        for name in due {
+            restarted |= self.restart_container(name).await;
+        }
+        restarted
+    }
+
+    async fn restart_container(&mut self, name: String) -> bool {
+        let pod = self.pod.clone();
+        let doing = format!("restarting container {name} of pod {}", self.uid());
+        let container = name.clone();
+        let result = blocking(self.host(), doing, move |h| {
+            recreate_container(h, &pod, &container)
+        })
+        .await;
+        let track = self.containers.entry(name.clone()).or_default();
+        match result {
+            Ok(()) => {
+                track.history.restart_count += 1;
+                track.history.will_restart = false;
+                track.history.waiting = None;
+                track.restart_at = None;
+                track.exit_seen = false;
+                true
+            }
+            Err(e) => {
+                let delay = track
+                    .backoff
+                    .next_delay(Duration::ZERO)
+                    .max(Duration::from_secs(1));
+                tracing::warn!(error = %e, retry_in = ?delay, "container restart failed");
+                track.restart_at = Some(Instant::now() + delay);
+                track.history.waiting = Some(ContainerStateWaiting {
+                    reason: "CreateContainerError".into(),
+                    message: e.to_string(),
+                });
+                false
+            }
+        }
+    }
+
+    /// Push the status when it differs from the stored one (retrying a
+    /// lost compare-and-swap on a fresh read).
+    async fn push_status(&mut self, observed: PodStatus) -> Result<(), NodeError> {
+        let history: BTreeMap<String, ContainerHistory> = self
+            .containers
+            .iter()
+            .map(|(k, t)| (k.clone(), t.history.clone()))
+            .collect();
+        let host_ip = self.ctx.config.node_ip.to_string();
+        for _ in 0..3 {
+            let status = status::pod_status(Report {
+                pod: &self.pod,
+                observed: observed.clone(),
+                history: &history,
+                host_ip: &host_ip,
+                start_time: self.start_time,
+                now: Time::now(),
+            });
+            if status == self.pod.status {
+                return Ok(());
+            }
+            let mut next = self.pod.clone();
+            next.status = status;
+            let client = self.ctx.api.client().await;
+            let (ns, name) = (&self.pod.metadata.namespace, &self.pod.metadata.name);
+            match client.update_status(Object::Pod(next)).await {
+                Ok(Object::Pod(stored)) => {
+                    self.pod = stored;
+                    return Ok(());
+                }
+                Ok(_) => unreachable!("the apiserver answered a pod write with another kind"),
+                Err(e) if e.code() == Some(ErrorCode::Conflict) => {
+                    match client.get(Kind::Pod, ns, name).await {
+                        Ok(Object::Pod(fresh)) if fresh.metadata.uid == self.pod.metadata.uid => {
+                            self.pod = fresh;
+                        }
+                        // Replaced or gone: the watch will say.
+                        _ => return Ok(()),
+                    }
+                }
+                // Gone meanwhile: the watch will say.
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => return Ok(()),
+                Err(e) => {
+                    self.ctx.api.recover(&e).await;
+                    return Err(NodeError::api(format!(
+                        "updating the status of pod {ns}/{name}"
+                    ))(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The grace period: the deletion's, else the pod's own, else 30 s.
+    fn grace(&self) -> Duration {
+        let seconds = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or(self.pod.spec.termination_grace_period_seconds)
+            .unwrap_or(DEFAULT_TERMINATION_GRACE_SECONDS);
+        Duration::from_secs(seconds.max(0) as u64)
+    }
+
+    /// Stop and remove everything of the pod, retrying until it worked.
+    async fn remove_from_host(&self) {
+        let uid = self.uid().to_string();
+        let grace = self.grace();
+        loop {
+            let id = uid.clone();
+            let done = blocking(self.host(), format!("tearing down pod {uid}"), move |h| {
+                h.teardown_pod(&id, grace)
+            })
+            .await;
+            match done {
+                Ok(()) => {
+                    tracing::info!(pod = %uid, "pod torn down");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %uid, error = %e, "teardown failed; retrying");
+                    tokio::time::sleep(TEARDOWN_RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Graceful deletion: stop, tear down, then finalize in the apiserver.
+    async fn terminate(&mut self, events: &mut watch::Receiver<PodEvent>) {
+        tracing::info!(pod = %self.uid(), grace = ?self.grace(), "pod deleted; stopping it");
+        self.remove_from_host().await;
+        let (ns, name) = (&self.pod.metadata.namespace, &self.pod.metadata.name);
+        let options = DeleteOptions {
+            preconditions: Preconditions {
+                uid: Some(self.pod.metadata.uid.clone()),
+                resource_version: None,
+            },
+            force: true,
+            grace_period_seconds: None,
+        };
+        loop {
+            let client = self.ctx.api.client().await;
+            match client.delete(Kind::Pod, ns, name, &options).await {
+                Ok(_) => return,
+                // Removed already, or replaced by a new pod of that name.
+                Err(e) if matches!(e.code(), Some(ErrorCode::NotFound | ErrorCode::Conflict)) => {
+                    return
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %self.pod.metadata.uid, error = %e, "finalizing the delete failed; retrying");
+                    self.ctx.api.recover(&e).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(TEARDOWN_RETRY) => {}
+                        changed = events.changed() => {
+                            if changed.is_err() || matches!(*events.borrow(), PodEvent::Gone) {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Start a new instance of a stopped container: the old one deleted, a
+/// new one created from the same bundle (rootfs and spec stay) with its
+/// output appended to the same log, and started.
+fn recreate_container(host: &PodHost, pod: &Pod, name: &str) -> Result<(), AgentError> {
+    let paths = host.paths(&pod.metadata.uid)?;
+    let id = paths.container_id(name);
+    let runner_err = |source| AgentError::Runner {
+        uid: paths.uid.clone(),
+        container: name.into(),
+        source: Box::new(source),
+    };
+    let runner = host.runner();
+    let root = &paths.runtime_root;
+    runner.delete(root, &id, true).map_err(runner_err)?;
+    let log = host.log_file(pod, name)?;
+    let stdio = Stdio {
+        stdout: log.clone(),
+        stderr: log,
+    };
+    runner
+        .create(root, &id, &paths.bundle(name), Some(stdio))
+        .map_err(runner_err)?;
+    runner.start_container(root, &id).map_err(runner_err)
+}

@@ -1,0 +1,384 @@
+//! [`Cluster`]: `controlplane` and `noderun agent` started as the built
+//! binaries, each cluster with its own data, state, run and log
+//! directories (one temp dir), its own node name, pod CIDR, bridge and
+//! cgroup parent, and the host side of its pod network in a network
+//! namespace of its own (the real host's links are never touched), so
+//! clusters run side by side. Dropping it stops both daemons (by PID),
+//! runs `noderun reset` on the node's settings (pods, bridge, cgroups),
+//! and removes the namespace and the directory; a failing test leaks
+//! nothing.
+//!
+//! The binaries are the ones next to this test's executable
+//! (`target/debug/`): `cargo test --workspace` builds them; a run of this
+//! crate alone needs `cargo build --bins` first.
+
+use noderun_controlplane::client::{Client, Endpoint};
+use noderun_core::{Kind, Object, Pod};
+use noderun_testkit::{unique_name, unique_name_long, ChildGuard, Cleanup, NetnsGuard, TempDir};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+const NODE_TOKEN: &str = "e2e-node-token-0123456789abcdef";
+
+/// A built binary of the workspace.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` (cargo test --workspace builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A pod CIDR no other cluster of this process uses.
+fn pod_cidr() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    format!("10.{}.{}.0/24", 100 + (pid % 100), n % 256)
+}
+
+/// One node and its control plane.
+#[derive(Debug)]
+pub struct Cluster {
+    noderun: Option<ChildGuard>,
+    controlplane: Option<ChildGuard>,
+    pub node: String,
+    pub pod_cidr: String,
+    pub bridge: String,
+    pub cgroup_parent: String,
+    pub node_ns: Option<NetnsGuard>,
+    /// Removes the cgroup parent if `noderun reset` could not.
+    cgroups: Option<Cleanup>,
+    pub dir: TempDir,
+}
+
+impl Cluster {
+    /// Start the control plane, import busybox into the node's image
+    /// store, start the node, and wait until it is Ready.
+    pub fn start() -> Cluster {
+        let dir = TempDir::new("nr-e2e").expect("temp dir");
+        let node = unique_name_long("e2e-node");
+        let cgroup_parent = unique_name_long("noderun-e2e");
+        let cg = cgroup_parent.clone();
+        let cgroups = Cleanup::new(format!("cgroup {cg}"), move || -> Result<(), String> {
+            remove_cgroup_tree(&cg);
+            Ok(())
+        });
+        let mut cluster = Cluster {
+            noderun: None,
+            controlplane: None,
+            node,
+            pod_cidr: pod_cidr(),
+            bridge: unique_name("nre"),
+            cgroup_parent,
+            node_ns: Some(NetnsGuard::new("nr-e2e").expect("node namespace")),
+            cgroups: Some(cgroups),
+            dir,
+        };
+        cluster.start_controlplane();
+        let import = Command::new(binary("noderun"))
+            .arg("image")
+            .arg("import")
+            .arg("--state-dir")
+            .arg(cluster.state_dir())
+            .arg(noderun_testkit::busybox_layout())
+            .output()
+            .expect("run noderun image import");
+        assert!(import.status.success(), "import: {import:?}");
+        cluster.start_noderun();
+        cluster.wait_node_ready();
+        cluster
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("cp")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("cp.sock")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+
+    fn admin_token_file(&self) -> PathBuf {
+        self.data_dir().join("admin.token")
+    }
+
+    fn start_controlplane(&mut self) {
+        let data = self.data_dir();
+        std::fs::create_dir_all(&data).unwrap();
+        // As scripts/up.sh does: the admin and the node's lines; the
+        // controlplane adds its controllers' and scheduler's.
+        std::fs::write(
+            data.join("tokens.csv"),
+            format!("{ADMIN_TOKEN},admin\n{NODE_TOKEN},node:{}\n", self.node),
+        )
+        .unwrap();
+        std::fs::write(self.admin_token_file(), format!("{ADMIN_TOKEN}\n")).unwrap();
+        std::fs::write(self.dir.join("node.token"), format!("{NODE_TOKEN}\n")).unwrap();
+        let mut child = Command::new(binary("controlplane"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--socket")
+            .arg(self.socket())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn controlplane");
+        let stdout = child.stdout.take().expect("piped stdout");
+        self.controlplane = Some(ChildGuard::new(child));
+        for line in BufReader::new(stdout).lines() {
+            if line.expect("controlplane stdout").starts_with("serving on") {
+                return;
+            }
+        }
+        panic!("controlplane exited before serving");
+    }
+
+    /// The node's flags that `agent` and `reset` share.
+    fn host_args(&self, cmd: &mut Command) {
+        cmd.arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--pod-cidr")
+            .arg(&self.pod_cidr)
+            .arg("--bridge")
+            .arg(&self.bridge)
+            .arg("--run-dir")
+            .arg(self.run_dir())
+            .arg("--log-dir")
+            .arg(self.log_dir())
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--host-netns")
+            .arg(self.node_ns.as_ref().expect("node namespace").path());
+    }
+
+    /// Start `noderun agent` (its log goes to `<dir>/noderun.log`).
+    pub fn start_noderun(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("noderun.log"))
+            .unwrap();
+        let mut cmd = Command::new(binary("noderun"));
+        cmd.arg("agent")
+            .arg("--control-plane")
+            .arg(self.socket())
+            .arg("--token")
+            .arg(self.dir.join("node.token"))
+            .arg("--node-name")
+            .arg(&self.node)
+            .arg("--node-ip")
+            .arg("127.0.0.1");
+        self.host_args(&mut cmd);
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn noderun agent");
+        self.noderun = Some(ChildGuard::new(child));
+    }
+
+    /// Kill the node daemon with SIGKILL (its pods keep running).
+    pub fn kill_noderun(&mut self) {
+        if let Some(guard) = self.noderun.take() {
+            guard.cleanup().expect("kill noderun");
+        }
+    }
+
+    /// `ctl` against this cluster as admin.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(binary("ctl"))
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--token-file")
+            .arg(self.admin_token_file())
+            .args(args)
+            .output()
+            .expect("run ctl")
+    }
+
+    /// `ctl` that must succeed; its stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.noderun_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `ctl apply -f` of a manifest given as text.
+    pub fn apply(&self, manifest: &str) {
+        let file = self.dir.join(format!("m{}.yaml", unique_name("m")));
+        std::fs::write(&file, manifest).unwrap();
+        self.ctl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    }
+
+    /// An admin client of the apiserver.
+    pub async fn client(&self) -> Client {
+        let token = ADMIN_TOKEN;
+        Client::connect(&Endpoint::Unix(self.socket()), token, "e2e")
+            .await
+            .expect("connect as admin")
+    }
+
+    /// The daemon's log so far (for failure messages).
+    pub fn noderun_log(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("noderun.log")).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("--- noderun log (last lines) ---\n{}", tail.join("\n"))
+    }
+
+    fn wait_node_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.ctl(&["get", "nodes"]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            if text
+                .lines()
+                .any(|l| l.starts_with(&self.node) && l.contains("Ready"))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node never Ready: {text}\n{}",
+                self.noderun_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Poll pod `ns/name` until `done` holds; the last version otherwise
+    /// fails the test after `within`.
+    pub async fn wait_pod(
+        &self,
+        client: &Client,
+        name: &str,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&Pod) -> bool,
+    ) -> Pod {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = client.get(Kind::Pod, "default", name).await;
+            if let Ok(Object::Pod(pod)) = &got {
+                if done(pod) {
+                    return pod.clone();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pod {name}: {what} not reached in {within:?}; last: {got:#?}\n{}",
+                self.noderun_log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Run `args` in the node's network namespace (`nc`, `ping` from the
+    /// node's side), by nsenter.
+    pub fn in_node_ns(&self, args: &[&str]) -> Output {
+        let ns = self.node_ns.as_ref().expect("node namespace").path();
+        Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(args)
+            .output()
+            .expect("run nsenter")
+    }
+
+    fn reset_node(&self) -> Result<(), String> {
+        let mut cmd = Command::new(binary("noderun"));
+        cmd.arg("reset");
+        self.host_args(&mut cmd);
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.kill_noderun();
+        if let Err(e) = self.reset_node() {
+            eprintln!("noderun reset of {}: {e}", self.node);
+        }
+        drop(self.controlplane.take());
+        drop(self.cgroups.take());
+        drop(self.node_ns.take());
+    }
+}
+
+/// The cgroup's directories (memory and pids hierarchies on v1, the one
+/// directory on v2).
+pub fn cgroup_dirs(relative: &str) -> Vec<PathBuf> {
+    let layout = noderun_testkit::CgroupLayout::detect().expect("cgroup layout");
+    layout.cgroup_dirs(relative, &["memory", "pids", "cpu", "cpuset", "freezer"])
+}
+
+/// Every directory below `dir` whose name is `name`.
+pub fn find_dirs(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let path = e.path();
+            if e.file_name() == name {
+                found.push(path.clone());
+            }
+            found.extend(find_dirs(&path, name));
+        }
+    }
+    found
+}
+
+/// Remove a cgroup and everything below it, deepest first (processes in
+/// it are killed by `noderun reset` before).
+fn remove_cgroup_tree(relative: &str) {
+    fn remove(dir: &Path) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    for dir in cgroup_dirs(relative) {
+        remove(&dir);
+    }
+}
