@@ -252,7 +252,7 @@ impl Cluster {
     /// The daemon's log so far (for failure messages).
     pub fn noderun_log(&self) -> String {
         let text = std::fs::read_to_string(self.dir.join("noderun.log")).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        let tail: Vec<&str> = text.lines().rev().take(80).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!("--- noderun log (last lines) ---\n{}", tail.join("\n"))
     }

@@ -215,3 +215,239 @@ async fn oom_killed_is_reported() {
     );
     assert_eq!(pod.status.container_statuses[0].restart_count, 0);
 }
+
+/// A pod that stops at once on SIGTERM (a shell as pid 1 ignores it
+/// otherwise), with a short grace period.
+fn quick_pod(name: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\nspec:\n  \
+         terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: busybox\n    \
+         command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n"
+    )
+}
+
+/// Paths below `dir` whose name holds `needle`.
+fn paths_naming(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if e.file_name().to_string_lossy().contains(needle) {
+            found.push(path.clone());
+        }
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(paths_naming(&path, needle));
+        }
+    }
+    found
+}
+
+/// Link names in the node's network namespace.
+fn node_links(cluster: &Cluster) -> std::collections::BTreeSet<String> {
+    let ns = cluster.node_ns.as_ref().unwrap().path();
+    let ns = noderun_netplug::Netns::open(ns).unwrap();
+    let mut netlink = noderun_netplug::netlink::Netlink::open_in(&ns).unwrap();
+    netlink
+        .links()
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
+}
+
+/// Nothing of pod `uid` is left on the node: no pinned namespace, bundle,
+/// runtime state, snapshot, log, IPAM allocation (its files name the
+/// owner), mount, cgroup or veth.
+fn assert_no_trace(cluster: &Cluster, uid: &str) {
+    for dir in [cluster.run_dir(), cluster.state_dir(), cluster.log_dir()] {
+        assert_eq!(paths_naming(&dir, uid), Vec::<std::path::PathBuf>::new());
+    }
+    let ipam = paths_naming(&cluster.run_dir().join("netplug"), "state");
+    for file in ipam {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            !text.contains(uid),
+            "{} still names {uid}: {text}",
+            file.display()
+        );
+    }
+    let mounts = noderun_testkit::mount_points_under(cluster.dir.path()).unwrap();
+    assert_eq!(mounts, Vec::<std::path::PathBuf>::new());
+    for dir in noderun_tests::cluster::cgroup_dirs(&cluster.cgroup_parent) {
+        let left = noderun_tests::cluster::find_dirs(&dir, &format!("pod{uid}"));
+        assert_eq!(left, Vec::<std::path::PathBuf>::new());
+    }
+    let links = node_links(cluster);
+    let expected: std::collections::BTreeSet<String> =
+        ["lo".to_string(), cluster.bridge.clone()].into();
+    assert_eq!(links, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_is_graceful_and_leaves_no_trace() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(&quick_pod("doomed", ""));
+    let client = cluster.client().await;
+    let pod = cluster
+        .wait_pod(&client, "doomed", START, "Running", running)
+        .await;
+    let uid = pod.metadata.uid.clone();
+    assert!(!paths_naming(&cluster.run_dir(), &uid).is_empty());
+    let t = std::time::Instant::now();
+    cluster.ctl_ok(&["delete", "pod", "doomed"]);
+    let deadline = t + Duration::from_secs(20);
+    while client
+        .get(noderun_core::Kind::Pod, "default", "doomed")
+        .await
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            cluster.noderun_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGTERM ended it: well within its grace period of 2 s.
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_no_trace(&cluster, &uid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replicaset_keeps_five_running() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    let template = quick_pod("x", "app: web");
+    let pod_spec: String = template
+        .split_once("spec:\n")
+        .unwrap()
+        .1
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    cluster.apply(&format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web\nspec:\n  replicas: 5\n  \
+         selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: \
+         {{app: web}}\n    spec:\n{pod_spec}"
+    ));
+    let client = cluster.client().await;
+    let five_running = || async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let options = noderun_controlplane::client::ListOptions {
+                label_selector: noderun_core::LabelSelector::parse("app=web").unwrap(),
+                ..Default::default()
+            };
+            let (items, _) = client
+                .list(noderun_core::Kind::Pod, Some("default"), &options)
+                .await
+                .unwrap();
+            let pods: Vec<Pod> = items
+                .into_iter()
+                .filter_map(|o| match o {
+                    noderun_core::Object::Pod(p) => Some(p),
+                    _ => None,
+                })
+                .collect();
+            let up: Vec<Pod> = pods
+                .iter()
+                .filter(|p| running(p) && p.metadata.deletion_timestamp.is_none())
+                .cloned()
+                .collect();
+            if up.len() == 5 && pods.len() == 5 {
+                return up;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {} running\n{}",
+                up.len(),
+                pods.len(),
+                cluster.noderun_log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let first = five_running().await;
+    let ips: std::collections::BTreeSet<&str> =
+        first.iter().map(|p| p.status.pod_ip.as_str()).collect();
+    assert_eq!(ips.len(), 5, "each pod its own IP");
+    let gone: Vec<String> = first[..2].iter().map(|p| p.metadata.name.clone()).collect();
+    for name in &gone {
+        cluster.ctl_ok(&["delete", "pod", name]);
+    }
+    let second = five_running().await;
+    for p in &second {
+        assert!(
+            !gone.contains(&p.metadata.name),
+            "{} came back",
+            p.metadata.name
+        );
+    }
+    for p in &first[..2] {
+        assert_no_trace_of_pod(&cluster, &p.metadata.uid);
+    }
+}
+
+/// The deleted pod's own things are gone (other pods still run).
+fn assert_no_trace_of_pod(cluster: &Cluster, uid: &str) {
+    for dir in [cluster.run_dir(), cluster.state_dir(), cluster.log_dir()] {
+        assert_eq!(paths_naming(&dir, uid), Vec::<std::path::PathBuf>::new());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_node_adopts_its_pods_and_removes_stale_ones() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(&quick_pod("keeper", ""));
+    cluster.apply(&quick_pod("stale", ""));
+    let client = cluster.client().await;
+    let keeper = cluster
+        .wait_pod(&client, "keeper", START, "Running", running)
+        .await;
+    let stale = cluster
+        .wait_pod(&client, "stale", START, "Running", running)
+        .await;
+    cluster.kill_noderun();
+    // Removed while the node is down: nobody tells it.
+    cluster.ctl_ok(&["delete", "pod", "stale", "--force"]);
+    cluster.start_noderun();
+    let stale_uid = stale.metadata.uid.clone();
+    let deadline = std::time::Instant::now() + START;
+    while !paths_naming(&cluster.run_dir(), &stale_uid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            cluster.noderun_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_no_trace_of_pod(&cluster, &stale_uid);
+    // The keeper was not restarted: same start time, no restart, same IP.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = cluster
+        .wait_pod(&client, "keeper", START, "Running", running)
+        .await;
+    let (before_c, after_c) = (
+        &keeper.status.container_statuses[0],
+        &after.status.container_statuses[0],
+    );
+    assert_eq!(after_c.restart_count, 0);
+    assert_eq!(after_c.state.running, before_c.state.running);
+    assert_eq!(after.status.pod_ip, keeper.status.pod_ip);
+    assert!(
+        cluster.noderun_log().contains("adopted"),
+        "{}",
+        cluster.noderun_log()
+    );
+}

@@ -119,6 +119,24 @@ fn condition(
     }
 }
 
+/// A container adopted after a daemon restart is seen running without
+/// its start time (the new runner did not start it): keep the one
+/// reported before, for the same container.
+fn keep_start_time(status: &mut ContainerStatus, previous: &PodStatus) {
+    let Some(running) = status.state.running.as_mut() else {
+        return;
+    };
+    if running.started_at.is_some() {
+        return;
+    }
+    running.started_at = previous
+        .container_statuses
+        .iter()
+        .find(|p| p.name == status.name && p.container_id == status.container_id)
+        .and_then(|p| p.state.running.as_ref())
+        .and_then(|r| r.started_at);
+}
+
 /// The pod's status as this node reports it.
 pub fn pod_status(report: Report<'_>) -> PodStatus {
     let Report {
@@ -147,6 +165,7 @@ pub fn pod_status(report: Report<'_>) -> PodStatus {
             }
             status.restart_count = h.restart_count;
             status.last_state = h.last_state.clone();
+            keep_start_time(&mut status, &pod.status);
             status
         })
         .collect();
@@ -288,6 +307,17 @@ mod tests {
         });
         let ready = later.condition(PodConditionType::Ready).unwrap();
         assert_eq!(ready.last_transition_time, Some(Time::from_unix(200, 0)));
+    }
+
+    #[test]
+    fn an_adopted_container_keeps_its_start_time() {
+        let mut pod = Pod::default();
+        pod.status = report_of(&pod, vec![running()], &BTreeMap::new());
+        let mut adopted = running();
+        adopted.state.running = Some(ContainerStateRunning { started_at: None });
+        let s = report_of(&pod, vec![adopted], &BTreeMap::new());
+        let started = s.container_statuses[0].state.running.as_ref().unwrap();
+        assert_eq!(started.started_at, Some(Time::from_unix(100, 0)));
     }
 
     #[test]
