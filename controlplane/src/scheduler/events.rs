@@ -132,18 +132,22 @@ impl Service {
         if self.pending.remove(&key).is_some() {
             self.queue.forget(&key);
         }
+        let terminal = pod.status.phase.is_terminal();
         if let Some(in_flight) = self.binding.get(&key) {
             if in_flight.node == pod.spec.node_name
                 && in_flight.pod.metadata.uid == pod.metadata.uid
             {
                 // Our bind, seen before its answer: the cache has it.
                 self.bind_seen(&key, &pod);
-            } else {
-                // Bound elsewhere by someone else: our bind will fail.
-                self.drop_pending(&key);
+                if terminal {
+                    self.drop_bound(&key, now);
+                }
+                return;
             }
+            // Bound elsewhere by someone else: our bind will fail.
+            self.drop_pending(&key);
         }
-        if pod.status.phase.is_terminal() {
+        if terminal {
             self.drop_bound(&key, now);
             return;
         }

@@ -12,6 +12,7 @@ use super::{Counters, SchedulerError, SchedulerOptions, Shutdown};
 use noderun_core::sched::{ClusterCache, Scheduler};
 use noderun_core::{ConditionStatus, Pod};
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -36,15 +37,18 @@ pub(super) struct InFlight {
 pub(super) struct BoundPod {
     pub uid: String,
     pub node: String,
-    pub labels: noderun_core::Labels,
+    /// A hash of the labels (a copy would cost more to keep).
+    labels: u64,
 }
 
 impl BoundPod {
     pub fn of(pod: &Pod) -> BoundPod {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        pod.metadata.labels.hash(&mut hasher);
         BoundPod {
             uid: pod.metadata.uid.clone(),
             node: pod.spec.node_name.clone(),
-            labels: pod.metadata.labels.clone(),
+            labels: hasher.finish(),
         }
     }
 }
