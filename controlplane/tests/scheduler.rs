@@ -337,15 +337,19 @@ async fn a_replicaset_with_required_anti_affinity_lands_one_per_node() {
     let distinct: BTreeSet<&String> = nodes.iter().collect();
     assert_eq!(distinct.len(), 10, "one per node: {nodes:?}");
     // An eleventh replica has nowhere to go, and says so.
-    let mut more = cluster
-        .admin
-        .get(Kind::ReplicaSet, "default", "web")
-        .await
-        .unwrap();
-    if let Object::ReplicaSet(rs) = &mut more {
-        rs.spec.replicas = Some(11);
-    }
-    cluster.admin.update(more).await.unwrap();
+    // (Read and written again while the controller's status updates win
+    // the compare-and-swap.)
+    eventually("the scale to 11", || async {
+        let mut more = (cluster.admin)
+            .get(Kind::ReplicaSet, "default", "web")
+            .await
+            .unwrap();
+        if let Object::ReplicaSet(rs) = &mut more {
+            rs.spec.replicas = Some(11);
+        }
+        cluster.admin.update(more).await.ok()
+    })
+    .await;
     let why = eventually("the eleventh refused", || async {
         let pods = cluster.pods().await;
         pods.into_iter().find_map(|p| {
