@@ -99,9 +99,14 @@ impl Service {
             self.pod_bound(key, pod, now);
             return;
         }
-        // Unbound under a name we knew bound: that pod was deleted and
-        // this is another (its delete was missed).
-        if self.bound.contains_key(&key) {
+        if let Some(known) = self.bound.get(&key) {
+            // A bound pod is never unbound: the same pod seen unbound is
+            // an event from before its bind (our bind's answer can come
+            // before the watch catches up). Another pod of the name: the
+            // bound one was deleted (its delete was missed).
+            if known.uid == pod.metadata.uid {
+                return;
+            }
             self.drop_bound(&key, now);
         }
         if pod.metadata.is_terminating() || pod.status.phase.is_terminal() {

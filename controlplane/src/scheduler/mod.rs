@@ -13,7 +13,7 @@
 //! - `service`: the loop. Each pod placed is accounted in the cache at
 //!   once and its bind (the binding subresource, compare-and-swap on the
 //!   pod's resourceVersion) started without waiting, many in flight over
-//!   several connections ([`binder`]). A failed bind forgets the pod's
+//!   several connections (`binder`). A failed bind forgets the pod's
 //!   place and requeues it with backoff; a pod deleted meanwhile is
 //!   dropped. A pod no node fits gets `PodScheduled=False`, reason
 //!   `Unschedulable`, with the `0/5 nodes are available: ...` summary

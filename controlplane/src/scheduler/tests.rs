@@ -208,3 +208,21 @@ async fn a_relist_drops_what_it_lacks() {
         .pop()
         .is_some_and(|k| k == "default/waiting"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_unbound_event_of_a_bound_pod_changes_nothing() {
+    let mut h = Harness::start().await;
+    let p = h.create("p").await;
+    h.list_pods(&[&p]);
+    let now = Instant::now();
+    h.service.schedule_next(now);
+    h.settle(now).await;
+    assert_eq!(h.service.counters.scheduled(), 1);
+    // The watch is behind the bind's answer: the pod as it was before.
+    h.service
+        .apply(FeedEvent::Upserted(Object::Pod(p)))
+        .unwrap();
+    assert!(h.service.pending.is_empty(), "not queued again");
+    assert_eq!(h.service.cache.pod_count(), 1, "still on its node");
+    assert!(h.service.bound.contains_key("default/p"));
+}
