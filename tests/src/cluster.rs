@@ -59,6 +59,8 @@ pub struct Cluster {
     pub bridge: String,
     pub cgroup_parent: String,
     pub node_ns: Option<NetnsGuard>,
+    /// Extra flags for `noderun agent`.
+    agent_args: Vec<String>,
     /// Removes the cgroup parent if `noderun reset` could not.
     cgroups: Option<Cleanup>,
     pub dir: TempDir,
@@ -68,6 +70,11 @@ impl Cluster {
     /// Start the control plane, import busybox into the node's image
     /// store, start the node, and wait until it is Ready.
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// [`Cluster::start`] with extra `noderun agent` flags.
+    pub fn start_with(agent_args: &[&str]) -> Cluster {
         let dir = TempDir::new("nr-e2e").expect("temp dir");
         let node = unique_name_long("e2e-node");
         let cgroup_parent = unique_name_long("noderun-e2e");
@@ -84,6 +91,7 @@ impl Cluster {
             bridge: unique_name("nre"),
             cgroup_parent,
             node_ns: Some(NetnsGuard::new("nr-e2e").expect("node namespace")),
+            agent_args: agent_args.iter().map(|a| a.to_string()).collect(),
             cgroups: Some(cgroups),
             dir,
         };
@@ -192,7 +200,8 @@ impl Cluster {
             .arg("--node-name")
             .arg(&self.node)
             .arg("--node-ip")
-            .arg("127.0.0.1");
+            .arg("127.0.0.1")
+            .args(&self.agent_args);
         self.host_args(&mut cmd);
         let child = cmd
             .env("RUST_LOG", "info")

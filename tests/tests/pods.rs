@@ -451,3 +451,78 @@ async fn a_restarted_node_adopts_its_pods_and_removes_stale_ones() {
         cluster.noderun_log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_registers_and_renews_its_lease() {
+    if !privileged() {
+        return;
+    }
+    let cluster = Cluster::start_with(&[
+        "--labels",
+        "zone=a,disk=ssd",
+        "--taints",
+        "dedicated=infra:PreferNoSchedule",
+        "--max-pods",
+        "50",
+    ]);
+    let client = cluster.client().await;
+    let Ok(noderun_core::Object::Node(node)) = client
+        .get(noderun_core::Kind::Node, "", &cluster.node)
+        .await
+    else {
+        panic!("node {} not registered", cluster.node);
+    };
+    assert!(node.is_ready());
+    assert_eq!(node.spec.pod_cidr, cluster.pod_cidr);
+    assert_eq!(
+        node.metadata.labels.get("zone").map(String::as_str),
+        Some("a")
+    );
+    assert_eq!(
+        node.metadata.labels.get("disk").map(String::as_str),
+        Some("ssd")
+    );
+    assert_eq!(
+        node.metadata.labels.get("kubernetes.io/hostname"),
+        Some(&cluster.node)
+    );
+    let taint = &node.spec.taints[0];
+    assert_eq!(
+        (taint.key.as_str(), taint.value.as_str(), taint.effect),
+        (
+            "dedicated",
+            "infra",
+            noderun_core::TaintEffect::PreferNoSchedule
+        )
+    );
+    let capacity = &node.status.capacity;
+    assert_eq!(capacity["pods"].value(), 50);
+    assert!(capacity["cpu"].value() >= 1 && capacity["memory"].value() > 0);
+    assert!(node.status.allocatable["memory"] < capacity["memory"]);
+    assert!(node
+        .status
+        .addresses
+        .iter()
+        .any(|a| a.type_ == noderun_core::NodeAddressType::InternalIp && a.address == "127.0.0.1"));
+    let lease = || async {
+        match client
+            .get(
+                noderun_core::Kind::Lease,
+                noderun_core::NODE_LEASE_NAMESPACE,
+                &cluster.node,
+            )
+            .await
+        {
+            Ok(noderun_core::Object::Lease(l)) => l,
+            other => panic!("no lease: {other:?}"),
+        }
+    };
+    let first = lease().await;
+    assert_eq!(first.spec.holder_identity, cluster.node);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let later = lease().await;
+    assert!(
+        later.spec.renew_time > first.spec.renew_time,
+        "{first:?} then {later:?}"
+    );
+}
