@@ -3,9 +3,8 @@
 //! scheduler.
 
 pub mod apiserver;
-pub mod client;
+pub use noderun_client as client;
 pub mod controllers;
 pub mod ctl;
-mod framing;
 pub mod scheduler;
 pub mod store;

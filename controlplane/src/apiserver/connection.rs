@@ -7,8 +7,8 @@
 
 use super::watch::{pump, WatchRequest};
 use super::{Apiserver, Identity};
-use crate::framing::write_frames;
 use crate::store::Store;
+use noderun_client::framing::write_frames;
 use noderun_core::proto::{
     encode_frame, negotiate, ApiError, ClientMessage, ErrorCode, FrameDecoder, FrameError, Hello,
     HelloOk, Request, Response, ServerMessage,

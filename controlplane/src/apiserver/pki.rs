@@ -10,7 +10,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use rustls::ServerConfig;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -44,8 +44,8 @@ pub enum PkiError {
         #[source]
         source: rcgen::Error,
     },
-    #[error("{path} holds no certificate")]
-    Empty { path: PathBuf },
+    #[error(transparent)]
+    Certs(#[from] noderun_client::pem::CertsError),
     #[error("building the TLS server configuration from {cert}")]
     Config {
         cert: PathBuf,
@@ -166,27 +166,9 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// Certificates from a PEM file.
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let read = |source| PkiError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(read)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read)?;
-    if certs.is_empty() {
-        return Err(PkiError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
-}
-
 /// The rustls server configuration from the server certificate and key.
 pub fn server_config(paths: &PkiPaths) -> Result<Arc<ServerConfig>, PkiError> {
-    let certs = read_certs(&paths.server_cert)?;
+    let certs = noderun_client::pem::read_certs(&paths.server_cert)?;
     let key = PrivateKeyDer::from_pem_file(&paths.server_key).map_err(|source| PkiError::Read {
         path: paths.server_key.clone(),
         source,

@@ -4,7 +4,7 @@
 //! a new one, with a back-off between attempts.
 
 use super::NodeError;
-use noderun_controlplane::client::{Client, ClientError, Endpoint};
+use noderun_client::{Client, ClientError, Endpoint};
 use std::time::Duration;
 use tokio::sync::Mutex;
 

@@ -3,7 +3,7 @@
 //! address.
 
 use super::NodeError;
-use noderun_controlplane::client::Endpoint;
+use noderun_client::Endpoint;
 use noderun_core::{Labels, Taint, TaintEffect};
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -8,7 +8,7 @@
 
 use super::worker::{self, PodEvent};
 use super::{reconcile, NodeContext, NodeError};
-use noderun_controlplane::client::{ListOptions, WatchStream};
+use noderun_client::{ListOptions, WatchStream};
 use noderun_core::proto::EventType;
 use noderun_core::{Kind, Object, Pod};
 use std::collections::{BTreeSet, HashMap};

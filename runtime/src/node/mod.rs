@@ -37,7 +37,7 @@ pub use config::NodeConfig;
 
 use crate::agent::{AgentError, PodHost};
 use api::Api;
-use noderun_controlplane::client::ClientError;
+use noderun_client::ClientError;
 use std::sync::Arc;
 
 /// What stops the daemon, naming what it was doing.

@@ -20,7 +20,7 @@ use super::status::{self, ContainerHistory, Report};
 use super::{blocking, NodeContext, NodeError};
 use crate::agent::runner::Stdio;
 use crate::agent::{AgentError, ContainerReport, PodHost};
-use noderun_controlplane::client::DeleteOptions;
+use noderun_client::DeleteOptions;
 use noderun_core::defaults::DEFAULT_TERMINATION_GRACE_SECONDS;
 use noderun_core::proto::{ErrorCode, Preconditions};
 use noderun_core::{ContainerStateWaiting, Kind, Object, Pod, PodStatus, Time};

@@ -16,7 +16,7 @@ pub enum ClientError {
     CaFile {
         path: PathBuf,
         #[source]
-        source: crate::apiserver::pki::PkiError,
+        source: crate::pem::CertsError,
     },
     #[error("the cluster CA {path} is not usable")]
     CaCert {

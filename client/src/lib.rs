@@ -1,11 +1,14 @@
 //! A client of the apiserver: connect (Unix socket, or TCP with TLS
 //! verified against the cluster CA), say Hello with a bearer token, then
 //! typed calls. Calls may run concurrently on one [`Client`]; watches are
-//! streams on the same connection. Used by the tests, `ctl`, and later
-//! the scheduler and controllers.
+//! streams on the same connection. Used by `ctl`, the scheduler, the
+//! controllers and the node agent; it depends on nothing but the protocol
+//! in `noderun-core`, so the node never links the control plane.
 
 mod connection;
 mod error;
+pub mod framing;
+pub mod pem;
 mod transport;
 mod watch;
 

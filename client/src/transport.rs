@@ -3,7 +3,7 @@
 //! byte stream handed to the connection.
 
 use super::ClientError;
-use crate::apiserver::pki::read_certs;
+use crate::pem::read_certs;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, RootCertStore};
 use std::fmt;
