@@ -33,21 +33,10 @@ SCHED_BENCH_PODS=$pods SCHED_BENCH_NODES=$nodes \
 cargo build --release --quiet -p noderun-controlplane --bin controlplane \
   --example scheduler_bench
 
+# shellcheck source=lib/cleanup.sh
+source scripts/lib/cleanup.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/noderun-bench-scheduler.XXXXXX")
-cp_pid=
-stop_controlplane() {
-  if [ -n "$cp_pid" ]; then
-    kill "$cp_pid" 2>/dev/null || true
-    wait "$cp_pid" 2>/dev/null || true
-    cp_pid=
-  fi
-}
-cleanup() {
-  stop_controlplane
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+remove_on_exit "$tmp"
 
 # Start a controlplane without scheduler and controllers on a fresh data
 # dir ($1); wait until it serves.
@@ -57,6 +46,7 @@ start_controlplane() {
   RUST_LOG=warn target/release/controlplane --data-dir "$dir" --socket "$dir/cp.sock" \
     --no-scheduler --no-controllers >"$dir/out.log" 2>&1 &
   cp_pid=$!
+  stop_on_exit "$cp_pid"
   for _ in $(seq 200); do
     grep -q '^serving on' "$dir/out.log" 2>/dev/null && return 0
     if ! kill -0 "$cp_pid" 2>/dev/null; then
@@ -80,7 +70,7 @@ for workload in plain anti node; do
     start_controlplane "$dir"
     line=$(target/release/examples/scheduler_bench --data-dir "$dir" --pods "$pods" \
       --nodes "$nodes" "$workload" | grep ' run 1:')
-    stop_controlplane
+    stop_now "$cp_pid"
     rm -rf "$dir"
     echo "${line/run 1:/run $run:}"
     rates+=("$(echo "$line" | awk '{for (i = 1; i <= NF; i++) if ($(i+1) == "pods/s") {print $i; exit}}')")

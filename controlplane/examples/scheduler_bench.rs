@@ -99,13 +99,17 @@ fn main() -> Result<(), BoxError> {
                     None => in_process(workload, &args).await?,
                 };
                 println!(
-                    "{:<28} run {}: {:>7.0} pods/s ({:.2} s; {} conflicts, {} unschedulable attempts)",
+                    "{:<28} run {}: {:>7.0} pods/s ({:.2} s; {} conflicts, {} unschedulable attempts{})",
                     workload.name(),
                     run + 1,
                     r.pods_per_sec,
                     r.seconds,
                     r.conflicts,
-                    r.unschedulable
+                    r.unschedulable,
+                    match placeable(workload, args.pods, args.nodes) {
+                        n if n < args.pods => format!("; {n} of {} pods placeable", args.pods),
+                        _ => String::new(),
+                    }
                 );
                 rates.push(r.pods_per_sec);
             }
@@ -205,17 +209,27 @@ async fn measure(
     let mut bound = BoundWatch::start(watcher).await?;
     let start = Instant::now();
     let task = tokio::spawn(scheduler::run(connector, options, stopped));
-    let all_bound = bound.until(args.pods, Duration::from_secs(300)).await;
+    let placeable = placeable(workload, args.pods, args.nodes);
+    let all_bound = bound.until(placeable, Duration::from_secs(300)).await;
     let seconds = start.elapsed().as_secs_f64();
     let _ = stop.send(true);
     let _ = task.await;
     all_bound?;
     Ok(Measured {
-        pods_per_sec: args.pods as f64 / seconds,
+        pods_per_sec: placeable as f64 / seconds,
         seconds,
         conflicts: counters.bind_conflicts(),
         unschedulable: counters.unschedulable(),
     })
+}
+
+/// How many of `pods` can be bound on `nodes`: all, but for anti-affinity
+/// (each of its two apps takes a node at most once).
+fn placeable(workload: Workload, pods: usize, nodes: usize) -> usize {
+    match workload {
+        Workload::AntiAffinity => pods.min(2 * nodes),
+        _ => pods,
+    }
 }
 
 /// A number from the environment, if set.
