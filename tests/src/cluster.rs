@@ -219,6 +219,14 @@ impl Cluster {
         }
     }
 
+    /// The node daemon's resident memory (VmRSS), in KiB.
+    pub fn noderun_rss_kib(&self) -> Option<u64> {
+        let pid = self.noderun.as_ref()?.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// `ctl` against this cluster as admin.
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new(binary("ctl"))
