@@ -12,6 +12,7 @@ use noderun_controlplane::client::{Client, DeleteOptions, Endpoint, ListOptions}
 use noderun_controlplane::controllers::node_lifecycle::TAINT_UNREACHABLE;
 use noderun_controlplane::controllers::reflector::{Change, Reflector};
 use noderun_controlplane::controllers::{self, Connector, ControllerOptions};
+use noderun_core::proto::ErrorCode;
 use noderun_core::{
     ConditionStatus, Kind, Labels, Node, NodeCondition, NodeConditionType, Object, Pod, PodPhase,
     ReplicaSet, TaintEffect, Time, Toleration, TolerationOperator, NODE_LEASE_NAMESPACE,
@@ -84,10 +85,19 @@ impl Cluster {
         )
     }
 
+    /// Set `spec.replicas`, reading the set again when the controller's
+    /// status update wins the compare-and-swap first.
     async fn scale(&self, name: &str, replicas: i32) {
-        let mut rs = self.rs(name).await;
-        rs.spec.replicas = Some(replicas);
-        self.admin.update(Object::ReplicaSet(rs)).await.unwrap();
+        eventually("the scale to win its compare-and-swap", || async {
+            let mut rs = self.rs(name).await;
+            rs.spec.replicas = Some(replicas);
+            match self.admin.update(Object::ReplicaSet(rs)).await {
+                Ok(_) => Some(()),
+                Err(e) if e.code() == Some(ErrorCode::Conflict) => None,
+                Err(e) => panic!("scaling {name}: {e}"),
+            }
+        })
+        .await;
     }
 
     async fn pods(&self) -> Vec<Pod> {
