@@ -25,6 +25,8 @@ pub const WATCH_QUEUE: usize = 1024;
 struct Routes {
     pending: HashMap<u32, oneshot::Sender<Response>>,
     watches: HashMap<u32, mpsc::Sender<WatchEvent>>,
+    /// The reader has ended: nothing registered now would be answered.
+    closed: bool,
 }
 
 /// One open connection. Dropping it closes the connection.
@@ -138,7 +140,13 @@ impl Connection {
     pub async fn call(&self, request: Request) -> Result<Response, ClientError> {
         let id = self.next_id();
         let (tx, rx) = oneshot::channel();
-        lock(&self.routes).pending.insert(id, tx);
+        {
+            let mut routes = lock(&self.routes);
+            if routes.closed {
+                return Err(ClientError::Closed);
+            }
+            routes.pending.insert(id, tx);
+        }
         if let Err(e) = self.send(id, request).await {
             lock(&self.routes).pending.remove(&id);
             return Err(e);
@@ -157,6 +165,9 @@ impl Connection {
         let (events_tx, events) = mpsc::channel(WATCH_QUEUE);
         {
             let mut routes = lock(&self.routes);
+            if routes.closed {
+                return Err(ClientError::Closed);
+            }
             routes.pending.insert(id, tx);
             routes.watches.insert(id, events_tx);
         }
@@ -228,8 +239,10 @@ async fn read_loop(
             Ok(n) => decoder.extend(&chunk[..n]),
         }
     }
-    // Callers waiting on this connection see it closed.
+    // Callers waiting on this connection see it closed; later calls fail
+    // at once instead of waiting for an answer that cannot come.
     let mut routes = lock(&routes);
+    routes.closed = true;
     routes.pending.clear();
     routes.watches.clear();
 }
