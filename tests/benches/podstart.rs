@@ -8,7 +8,7 @@
 //! `cargo build --release --bins && cargo bench -p noderun-tests --bench podstart`
 //! (`-- N` for another count of sequential pods).
 
-use noderun_controlplane::client::{Client, ListOptions, WatchStream};
+use noderun_client::{Client, ListOptions, WatchStream};
 use noderun_core::proto::EventType;
 use noderun_core::{Container, Kind, Object, ObjectMeta, Pod, PodPhase, PodSpec};
 use noderun_tests::cluster::Cluster;

@@ -12,7 +12,7 @@
 //! (`target/debug/`): `cargo test --workspace` builds them; a run of this
 //! crate alone needs `cargo build --bins` first.
 
-use noderun_controlplane::client::{Client, Endpoint};
+use noderun_client::{Client, Endpoint};
 use noderun_core::{Kind, Object, Pod};
 use noderun_testkit::{unique_name, unique_name_long, ChildGuard, Cleanup, NetnsGuard, TempDir};
 use std::io::{BufRead, BufReader};
@@ -136,16 +136,18 @@ impl Cluster {
 
     fn start_controlplane(&mut self) {
         let data = self.data_dir();
-        std::fs::create_dir_all(&data).unwrap();
-        // As scripts/up.sh does: the admin and the node's lines; the
-        // controlplane adds its controllers' and scheduler's.
-        std::fs::write(
-            data.join("tokens.csv"),
-            format!("{ADMIN_TOKEN},admin\n{NODE_TOKEN},node:{}\n", self.node),
-        )
-        .unwrap();
-        std::fs::write(self.admin_token_file(), format!("{ADMIN_TOKEN}\n")).unwrap();
-        std::fs::write(self.dir.join("node.token"), format!("{NODE_TOKEN}\n")).unwrap();
+        if !data.join("tokens.csv").exists() {
+            std::fs::create_dir_all(&data).unwrap();
+            // As scripts/up.sh does: the admin and the node's lines; the
+            // controlplane adds its controllers' and scheduler's.
+            std::fs::write(
+                data.join("tokens.csv"),
+                format!("{ADMIN_TOKEN},admin\n{NODE_TOKEN},node:{}\n", self.node),
+            )
+            .unwrap();
+            std::fs::write(self.admin_token_file(), format!("{ADMIN_TOKEN}\n")).unwrap();
+            std::fs::write(self.dir.join("node.token"), format!("{NODE_TOKEN}\n")).unwrap();
+        }
         let mut child = Command::new(binary("controlplane"))
             .arg("--data-dir")
             .arg(&data)
@@ -210,6 +212,15 @@ impl Cluster {
             .spawn()
             .expect("spawn noderun agent");
         self.noderun = Some(ChildGuard::new(child));
+    }
+
+    /// Kill the controlplane with SIGKILL and start it again on the same
+    /// data dir.
+    pub fn restart_controlplane(&mut self) {
+        if let Some(guard) = self.controlplane.take() {
+            guard.cleanup().expect("kill controlplane");
+        }
+        self.start_controlplane();
     }
 
     /// Kill the node daemon with SIGKILL (its pods keep running).

@@ -226,6 +226,24 @@ fn quick_pod(name: &str, labels: &str) -> String {
     )
 }
 
+/// Wait until pod `name` is gone from the apiserver (the node finalized
+/// its delete).
+async fn wait_gone(cluster: &Cluster, client: &noderun_client::Client, name: &str) {
+    let deadline = std::time::Instant::now() + START;
+    while client
+        .get(noderun_core::Kind::Pod, "default", name)
+        .await
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pod {name} not gone\n{}",
+            cluster.noderun_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Paths below `dir` whose name holds `needle`.
 fn paths_naming(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
@@ -299,19 +317,7 @@ async fn delete_is_graceful_and_leaves_no_trace() {
     assert!(!paths_naming(&cluster.run_dir(), &uid).is_empty());
     let t = std::time::Instant::now();
     cluster.ctl_ok(&["delete", "pod", "doomed"]);
-    let deadline = t + Duration::from_secs(20);
-    while client
-        .get(noderun_core::Kind::Pod, "default", "doomed")
-        .await
-        .is_ok()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            cluster.noderun_log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_gone(&cluster, &client, "doomed").await;
     // SIGTERM ended it: well within its grace period of 2 s.
     assert!(
         t.elapsed() < Duration::from_secs(2),
@@ -343,7 +349,7 @@ async fn a_replicaset_keeps_five_running() {
     let five_running = || async {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let options = noderun_controlplane::client::ListOptions {
+            let options = noderun_client::ListOptions {
                 label_selector: noderun_core::LabelSelector::parse("app=web").unwrap(),
                 ..Default::default()
             };
@@ -525,4 +531,31 @@ async fn the_node_registers_and_renews_its_lease() {
         later.spec.renew_time > first.spec.renew_time,
         "{first:?} then {later:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_carries_on_when_the_control_plane_restarts() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(&quick_pod("before", ""));
+    let client = cluster.client().await;
+    let before = cluster
+        .wait_pod(&client, "before", START, "Running", running)
+        .await;
+    cluster.restart_controlplane();
+    // The node reconnects, lists again and runs what comes next.
+    cluster.apply(&quick_pod("after", ""));
+    let client = cluster.client().await;
+    cluster
+        .wait_pod(&client, "after", START, "Running", running)
+        .await;
+    let still = cluster
+        .wait_pod(&client, "before", START, "Running", running)
+        .await;
+    assert_eq!(still.status.container_statuses[0].restart_count, 0);
+    assert_eq!(still.status.pod_ip, before.status.pod_ip);
+    // And deletes still finish.
+    cluster.ctl_ok(&["delete", "pod", "after"]);
+    wait_gone(&cluster, &client, "after").await;
 }

@@ -10,6 +10,17 @@ use tokio::sync::Mutex;
 
 /// How long to wait between connection attempts, at most.
 const MAX_RETRY: Duration = Duration::from_secs(5);
+/// A connection that does not answer a ping in this long is dead (a
+/// half-open TCP connection never says so itself).
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether `client`'s connection answers.
+pub async fn answers(client: &Client) -> bool {
+    matches!(
+        tokio::time::timeout(PING_TIMEOUT, client.ping()).await,
+        Ok(Ok(()))
+    )
+}
 
 #[derive(Debug)]
 pub struct Api {
@@ -58,8 +69,14 @@ impl Api {
         if !matches!(error, ClientError::Closed | ClientError::Connect { .. }) {
             return;
         }
+        self.reconnect().await;
+    }
+
+    /// Connect again unless the current connection answers (retrying
+    /// until it works).
+    pub async fn reconnect(&self) {
         let mut client = self.client.lock().await;
-        if client.ping().await.is_ok() {
+        if answers(&client).await {
             return; // Someone else reconnected already.
         }
         let mut wait = Duration::from_millis(100);

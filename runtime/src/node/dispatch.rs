@@ -124,9 +124,7 @@ pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) -> Resu
             _ = stop.wait_for(|s| *s) => return Ok(()),
         }
         tracing::info!("pod watch ended; listing again");
-        if let Err(e) = client.ping().await {
-            api.recover(&e).await;
-        }
+        api.reconnect().await;
     }
 }
 
