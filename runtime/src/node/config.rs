@@ -37,7 +37,7 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// The settings with the usual intervals (lease renewed every 10 s and
     /// declared for 40 s, node status every 60 s, containers looked at
-    /// every 500 ms).
+    /// every second, as the kubelet relists its containers).
     pub fn new(
         endpoint: Endpoint,
         token: String,
@@ -57,7 +57,7 @@ impl NodeConfig {
             lease_renew: Duration::from_secs(10),
             lease_duration: Duration::from_secs(40),
             status_every: Duration::from_secs(60),
-            pod_poll: Duration::from_millis(500),
+            pod_poll: Duration::from_secs(1),
         }
     }
 }
