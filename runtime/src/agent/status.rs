@@ -120,11 +120,15 @@ impl PodHost {
                     })
                 }
             };
+            // Only an exit can be an OOM kill (and reading the cgroup of
+            // every running container on each look costs).
             let oom_killed = match &state {
-                Some(s) => cgroups::open(&self.layout, &s.cgroup_path)?
-                    .stats()
-                    .is_ok_and(|stats| stats.oom_kills > 0),
-                None => false,
+                Some(s) if s.status == Status::Stopped => {
+                    cgroups::open(&self.layout, &s.cgroup_path)?
+                        .stats()
+                        .is_ok_and(|stats| stats.oom_kills > 0)
+                }
+                _ => false,
             };
             out.push(ContainerReport {
                 name: c.name.clone(),
@@ -135,11 +139,11 @@ impl PodHost {
         Ok(out)
     }
 
-    /// The pod's status as this node reports it: phase, pod IP, QoS class
-    /// and container statuses.
-    pub fn pod_status(&self, pod: &Pod) -> Result<PodStatus, AgentError> {
+    /// The statuses of the pod's containers, in spec order (no pod IP
+    /// lookup: for a caller that knows it).
+    pub fn container_statuses(&self, pod: &Pod) -> Result<Vec<ContainerStatus>, AgentError> {
         let reports = self.container_reports(pod)?;
-        let statuses: Vec<ContainerStatus> = reports
+        Ok(reports
             .iter()
             .zip(&pod.spec.containers)
             .map(|(r, c)| {
@@ -159,7 +163,13 @@ impl PodHost {
                     ..ContainerStatus::default()
                 }
             })
-            .collect();
+            .collect())
+    }
+
+    /// The pod's status as this node reports it: phase, pod IP, QoS class
+    /// and container statuses.
+    pub fn pod_status(&self, pod: &Pod) -> Result<PodStatus, AgentError> {
+        let statuses = self.container_statuses(pod)?;
         let states: Vec<ApiState> = statuses.iter().map(|s| s.state.clone()).collect();
         let owner = Owner::new(&pod.metadata.uid, POD_IFNAME);
         let pod_ip = self
