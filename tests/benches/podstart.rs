@@ -2,7 +2,8 @@
 //! request to the watch event that shows the pod Running, through the
 //! real `controlplane` and `noderun agent` binaries (one node, busybox
 //! already imported). 100 pods one after another, then bursts of 10 and
-//! 100 created at once (time until all are Running); then noderun's RSS.
+//! 100 created at once (time until all are Running); then noderun's RSS
+//! and its CPU use over 10 idle seconds with all those pods.
 //!
 //! Needs root and the release binaries:
 //! `cargo build --release --bins && cargo bench -p noderun-tests --bench podstart`
@@ -136,7 +137,18 @@ fn main() {
         .build()
         .expect("tokio");
     runtime.block_on(bench(&cluster, sequential));
+    let pods = sequential + 110;
     if let Some(rss) = cluster.noderun_rss_kib() {
-        println!("noderun RSS with {} pods: {rss} KiB", sequential + 110);
+        println!("noderun RSS with {pods} pods: {rss} KiB");
+    }
+    // Idle: nothing changes for 10 s; what the daemon spends watching.
+    let window = Duration::from_secs(10);
+    if let Some(before) = cluster.noderun_cpu_ticks() {
+        std::thread::sleep(window);
+        if let Some(after) = cluster.noderun_cpu_ticks() {
+            // Clock ticks are 1/100 s on Linux.
+            let percent = (after - before) as f64 / window.as_secs_f64();
+            println!("noderun CPU with {pods} idle pods: {percent:.1}% of one core");
+        }
     }
 }

@@ -238,6 +238,19 @@ impl Cluster {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// The node daemon's CPU time so far (user + system), in clock ticks.
+    pub fn noderun_cpu_ticks(&self) -> Option<u64> {
+        let pid = self.noderun.as_ref()?.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces): state is
+        // the 3rd field, utime the 14th, stime the 15th.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        Some(utime + stime)
+    }
+
     /// `ctl` against this cluster as admin.
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new(binary("ctl"))

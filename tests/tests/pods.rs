@@ -214,6 +214,11 @@ async fn oom_killed_is_reported() {
         "{t:?}"
     );
     assert_eq!(pod.status.container_statuses[0].restart_count, 0);
+    // Never restarted: no previous instance.
+    assert_eq!(
+        pod.status.container_statuses[0].last_state,
+        Default::default()
+    );
 }
 
 /// A pod that stops at once on SIGTERM (a shell as pid 1 ignores it

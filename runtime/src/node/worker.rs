@@ -59,6 +59,8 @@ struct Worker {
     start_backoff: Backoff,
     start_retry_at: Option<Instant>,
     start_time: Option<Time>,
+    /// Known once the pod is attached.
+    pod_ip: Option<String>,
     containers: BTreeMap<String, Track>,
 }
 
@@ -124,6 +126,7 @@ impl Worker {
             started: false,
             start_backoff: Backoff::default(),
             start_retry_at: None,
+            pod_ip: None,
             containers,
         }
     }
@@ -157,14 +160,27 @@ impl Worker {
         self.push_status(observed).await
     }
 
-    async fn observe(&self) -> Result<PodStatus, NodeError> {
+    /// The pod layer's view. The pod IP is looked up in the IPAM state
+    /// once, then remembered (it does not change while the pod lives).
+    async fn observe(&mut self) -> Result<PodStatus, NodeError> {
         let pod = self.pod.clone();
-        blocking(
-            self.host(),
-            format!("reading pod {}", self.uid()),
-            move |h| h.pod_status(&pod),
-        )
-        .await
+        let doing = format!("reading pod {}", self.uid());
+        let Some(pod_ip) = self.pod_ip.clone() else {
+            let status = blocking(self.host(), doing, move |h| h.pod_status(&pod)).await?;
+            if !status.pod_ip.is_empty() {
+                self.pod_ip = Some(status.pod_ip.clone());
+            }
+            return Ok(status);
+        };
+        let qos_class = Some(pod.qos_class());
+        let container_statuses =
+            blocking(self.host(), doing, move |h| h.container_statuses(&pod)).await?;
+        Ok(PodStatus {
+            pod_ip,
+            qos_class,
+            container_statuses,
+            ..PodStatus::default()
+        })
     }
 
     /// Adopt the pod or start it. False when there is nothing to report
@@ -207,6 +223,7 @@ impl Worker {
                     "pod started");
                 self.started = true;
                 self.start_retry_at = None;
+                self.pod_ip = Some(s.ip.to_string());
                 self.start_time.get_or_insert_with(Time::now);
                 for t in self.containers.values_mut() {
                     t.history.waiting = None;
@@ -251,8 +268,9 @@ impl Worker {
             };
             if !track.exit_seen {
                 track.exit_seen = true;
-                track.history.last_state = cs.state.clone();
                 if restarts(policy, t.exit_code) {
+                    // The exit becomes lastState of the next instance.
+                    track.history.last_state = cs.state.clone();
                     let ran = match (t.started_at, t.finished_at) {
                         (Some(s), Some(f)) => Duration::from_secs(f.secs_since(&s).max(0) as u64),
                         _ => Duration::ZERO,
