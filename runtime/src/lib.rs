@@ -1,8 +1,7 @@
 //! `noderun-runtime` owns everything that runs containers on one Linux host:
 //! the OCI runtime, the image store and overlay snapshotter, and the node
-//! agent. It talks to the control plane through `noderun-controlplane`'s
-//! client (built without the etcd backend), over `noderun-core`'s
-//! protocol.
+//! agent. It talks to the control plane through `noderun-client`, over
+//! `noderun-core`'s protocol; it never depends on `noderun-controlplane`.
 //!
 //! - [`sys`]: thin, named wrappers around the raw syscalls; nothing else
 //!   calls `libc` for them.

@@ -17,8 +17,8 @@
 //! - [`reconcile`]: what is on the host against what is bound here, at
 //!   every start, and [`reconcile::reset`] for taking a node down.
 //!
-//! It talks to the apiserver with `noderun-controlplane`'s client (built
-//! without the etcd backend); the pod layer below it does no I/O with the
+//! It talks to the apiserver with `noderun-client` (the same client `ctl`
+//! and the controllers use); the pod layer below it does no I/O with the
 //! control plane.
 
 pub mod api;
