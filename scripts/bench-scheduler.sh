@@ -73,10 +73,11 @@ for workload in plain anti node; do
     stop_now "$cp_pid"
     rm -rf "$dir"
     echo "${line/run 1:/run $run:}"
+    label=${line%% run 1:*}
     rates+=("$(echo "$line" | awk '{for (i = 1; i <= NF; i++) if ($(i+1) == "pods/s") {print $i; exit}}')")
   done
   median=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
-  printf '%-28s median %7s pods/s over %s runs\n' "$workload" "$median" "$runs"
+  printf '%-28s median %7s pods/s over %s runs\n' "$label" "$median" "$runs"
 done
 
 echo
