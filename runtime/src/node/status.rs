@@ -4,9 +4,10 @@
 //! container waiting out its back-off, a start that failed), the phase
 //! that follows under the pod's restart policy, and the conditions.
 
+use super::restart::restarts;
 use noderun_core::{
     ConditionStatus, ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodCondition,
-    PodConditionType, PodPhase, PodStatus, Time,
+    PodConditionType, PodPhase, PodStatus, RestartPolicy, Time,
 };
 use std::collections::BTreeMap;
 
@@ -49,9 +50,18 @@ enum Standing {
     },
 }
 
-fn standing(status: &ContainerStatus, history: &ContainerHistory) -> Standing {
+/// A terminated container stands as restarting whenever the pod's restart
+/// policy restarts it, not only once the worker has decided so: a status
+/// made from an observation taken just before a restart would otherwise
+/// show a pod with restartPolicy Always as Failed.
+fn standing(
+    status: &ContainerStatus,
+    history: &ContainerHistory,
+    policy: RestartPolicy,
+    terminating: bool,
+) -> Standing {
     if let Some(t) = &status.state.terminated {
-        if history.will_restart {
+        if history.will_restart || (!terminating && restarts(policy, t.exit_code)) {
             Standing::Restarting
         } else {
             Standing::Done {
@@ -148,13 +158,15 @@ pub fn pod_status(report: Report<'_>) -> PodStatus {
         now,
     } = report;
     let none = ContainerHistory::default();
+    let policy = pod.spec.restart_policy;
+    let terminating = pod.metadata.is_terminating();
     let mut standings = Vec::new();
     let statuses: Vec<ContainerStatus> = observed
         .container_statuses
         .into_iter()
         .map(|mut status| {
             let h = history.get(&status.name).unwrap_or(&none);
-            standings.push(standing(&status, h));
+            standings.push(standing(&status, h, policy, terminating));
             if let Some(waiting) = &h.waiting {
                 status.state = ContainerState {
                     waiting: Some(waiting.clone()),
@@ -322,14 +334,40 @@ mod tests {
 
     #[test]
     fn phases_follow_exits_and_restarts() {
-        let pod = Pod::default();
+        let mut never = Pod::default();
+        never.spec.restart_policy = RestartPolicy::Never;
         let none = BTreeMap::new();
         assert_eq!(
-            report_of(&pod, vec![exited(0)], &none).phase,
+            report_of(&never, vec![exited(0)], &none).phase,
             PodPhase::Succeeded
         );
         assert_eq!(
+            report_of(&never, vec![exited(2)], &none).phase,
+            PodPhase::Failed
+        );
+        // OnFailure: a clean exit is final, a failed one restarts.
+        let mut on_failure = Pod::default();
+        on_failure.spec.restart_policy = RestartPolicy::OnFailure;
+        assert_eq!(
+            report_of(&on_failure, vec![exited(0)], &none).phase,
+            PodPhase::Succeeded
+        );
+        assert_eq!(
+            report_of(&on_failure, vec![exited(2)], &none).phase,
+            PodPhase::Running
+        );
+        // Always (the default): an exit seen before the worker has decided
+        // on the restart is still Running, never Failed.
+        let pod = Pod::default();
+        assert_eq!(
             report_of(&pod, vec![exited(2)], &none).phase,
+            PodPhase::Running
+        );
+        // A pod being deleted does not restart: its exits are final.
+        let mut deleting = Pod::default();
+        deleting.metadata.deletion_timestamp = Some(Time::from_unix(1, 0));
+        assert_eq!(
+            report_of(&deleting, vec![exited(2)], &none).phase,
             PodPhase::Failed
         );
         let never_started = ContainerStatus {
