@@ -9,7 +9,7 @@
 use super::sandbox::{self, nsfs::SharedNs, Sandbox};
 use super::spec::{self, PodContext};
 use super::{check_container_name, AgentError, PodHost, PodPaths};
-use crate::snapshot::unpack_image;
+use crate::snapshot::unpack_and_load;
 use noderun_core::{Container, Pod};
 use noderun_netplug::Attachment;
 use std::net::IpAddr;
@@ -218,11 +218,8 @@ impl PodHost {
             image: c.image.clone(),
             source: Box::new(source),
         };
-        let top = unpack_image(&self.images, &self.snapshots, &c.image).map_err(image_err)?;
-        let image = self
-            .images
-            .image(&c.image)
-            .map_err(|e| image_err(e.into()))?;
+        let (image, top) =
+            unpack_and_load(&self.images, &self.snapshots, &c.image).map_err(image_err)?;
         let rootfs_err = |source| AgentError::Rootfs {
             uid: uid.clone(),
             container: c.name.clone(),

@@ -31,7 +31,7 @@ pub use chain::{chain_ids, ChainId};
 pub use gc::{collect_garbage, GcReport};
 pub use mounts::{Mount, MountError};
 pub use storage::Kind;
-pub use unpack::{unpack_image, Unpacked};
+pub use unpack::{unpack_and_load, unpack_image, Unpacked};
 pub use usage::Usage;
 
 use crate::image::{FileLock, ImageError, LockError, LockMode};

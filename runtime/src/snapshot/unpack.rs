@@ -9,7 +9,7 @@ use super::apply::{self, ApplyStats};
 use super::chain::{chain_ids, ChainId};
 use super::storage::{Kind, Meta, Name};
 use super::{SnapshotError, Snapshotter};
-use crate::image::{Digest, FileLock, ImageStore, LockMode};
+use crate::image::{Digest, FileLock, Image, ImageStore, LockMode};
 use std::io::Read;
 
 /// The outcome of [`Snapshotter::unpack_layer`].
@@ -106,6 +106,17 @@ pub fn unpack_image(
     snapshots: &Snapshotter,
     name: &str,
 ) -> Result<ChainId, SnapshotError> {
+    unpack_and_load(images, snapshots, name).map(|(_, top)| top)
+}
+
+/// As [`unpack_image`], also returning the image as loaded for it (its
+/// config is what a container's spec is made from), so that a container
+/// start reads the image's record, manifest and config once.
+pub fn unpack_and_load(
+    images: &ImageStore,
+    snapshots: &Snapshotter,
+    name: &str,
+) -> Result<(Image, ChainId), SnapshotError> {
     let _pin = images.pin()?;
     let image = images.image(name)?;
     let chains = chain_ids(&image.diff_ids());
@@ -120,8 +131,9 @@ pub fn unpack_image(
         let parent = i.checked_sub(1).map(|p| &chains[p]);
         snapshots.unpack_layer(&chains[i], parent, &layer.diff_id, blob)?;
     }
-    chains
+    let top = chains
         .last()
         .copied()
-        .ok_or_else(|| SnapshotError::EmptyImage { name: name.into() })
+        .ok_or_else(|| SnapshotError::EmptyImage { name: name.into() })?;
+    Ok((image, top))
 }
