@@ -564,3 +564,172 @@ async fn the_node_carries_on_when_the_control_plane_restarts() {
     cluster.ctl_ok(&["delete", "pod", "after"]);
     wait_gone(&cluster, &client, "after").await;
 }
+
+/// The state of init container `i` of `pod`.
+fn init_state(pod: &Pod, i: usize) -> noderun_core::ContainerState {
+    pod.status
+        .init_container_statuses
+        .get(i)
+        .map(|s| s.state.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_containers_run_in_order_before_the_app() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: staged\nspec:\n  terminationGracePeriodSeconds: 1\n  initContainers:\n  \
+         - name: first\n    image: busybox\n    command: [sh, -c, 'echo first-ran; sleep 3']\n  \
+         - name: second\n    image: busybox\n    command: [sh, -c, 'echo second-ran']\n  \
+         containers:\n  - name: app\n    image: busybox\n    command: [sleep, '3600']\n",
+    );
+    let client = cluster.client().await;
+    let initializing = cluster
+        .wait_pod(
+            &client,
+            "staged",
+            START,
+            "first init container running",
+            |p| init_state(p, 0).running.is_some(),
+        )
+        .await;
+    assert_eq!(initializing.status.phase, PodPhase::Pending);
+    let initialized = initializing
+        .status
+        .condition(PodConditionType::Initialized)
+        .expect("the Initialized condition");
+    assert_eq!(
+        (initialized.status, initialized.reason.as_str()),
+        (ConditionStatus::False, "ContainersNotInitialized")
+    );
+    let app = &initializing.status.container_statuses[0];
+    assert_eq!(
+        app.state.waiting.as_ref().map(|w| w.reason.as_str()),
+        Some("PodInitializing"),
+        "{app:?}"
+    );
+    assert!(init_state(&initializing, 1).waiting.is_some());
+    let table = cluster.ctl_ok(&["get", "pods"]);
+    assert!(table.contains("Init:0/2"), "{table}");
+
+    let pod = cluster
+        .wait_pod(&client, "staged", START, "Running", running)
+        .await;
+    let finished = |i: usize| {
+        let t = init_state(&pod, i).terminated.expect("init container done");
+        assert_eq!((t.exit_code, t.reason.as_str()), (0, "Completed"));
+        (t.started_at.unwrap(), t.finished_at.unwrap())
+    };
+    let (first_start, first_end) = finished(0);
+    let (second_start, second_end) = finished(1);
+    let app_start = pod.status.container_statuses[0]
+        .state
+        .running
+        .as_ref()
+        .and_then(|r| r.started_at)
+        .unwrap();
+    assert!(
+        first_start < first_end && first_end <= second_start && second_end <= app_start,
+        "{:#?}",
+        pod.status
+    );
+    assert!(pod.status.init_container_statuses.iter().all(|s| s.ready));
+    assert!(pod_log(&cluster, &pod, "first").contains("first-ran"));
+    assert!(pod_log(&cluster, &pod, "second").contains("second-ran"));
+    let table = cluster.ctl_ok(&["get", "pods"]);
+    assert!(table.contains("Running"), "{table}");
+
+    // Deleting it removes the init containers' rootfs, cgroups and logs too.
+    let uid = pod.metadata.uid.clone();
+    cluster.ctl_ok(&["delete", "pod", "staged"]);
+    wait_gone(&cluster, &client, "staged").await;
+    assert_no_trace(&cluster, &uid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_init_container_fails_or_restarts_the_pod() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    let manifest = |name: &str, policy: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  \
+             initContainers:\n  - name: setup\n    image: busybox\n    command: [sh, -c, 'echo failing; exit 3']\n  \
+             containers:\n  - name: app\n    image: busybox\n    command: [sleep, '3600']\n"
+        )
+    };
+    cluster.apply(&manifest("never", "Never"));
+    cluster.apply(&manifest("always", "Always"));
+    let client = cluster.client().await;
+    let failed = cluster
+        .wait_pod(&client, "never", START, "Failed", |p| {
+            p.status.phase.is_terminal()
+        })
+        .await;
+    assert_eq!(
+        failed.status.phase,
+        PodPhase::Failed,
+        "{:#?}",
+        failed.status
+    );
+    let t = init_state(&failed, 0).terminated.expect("the init exit");
+    assert_eq!((t.exit_code, t.reason.as_str()), (3, "Error"));
+    let app = &failed.status.container_statuses[0];
+    assert!(
+        app.container_id.is_empty() && app.state.waiting.is_some(),
+        "the app container never started: {app:?}"
+    );
+    let table = cluster.ctl_ok(&["get", "pods"]);
+    assert!(table.contains("Init:Error"), "{table}");
+
+    // Under Always the init container is restarted (with back-off) and
+    // the app container still waits.
+    let restarting = cluster
+        .wait_pod(&client, "always", START, "an init restart", |p| {
+            p.status
+                .init_container_statuses
+                .first()
+                .is_some_and(|s| s.restart_count >= 1)
+        })
+        .await;
+    assert_eq!(restarting.status.phase, PodPhase::Pending);
+    assert!(restarting.status.container_statuses[0]
+        .container_id
+        .is_empty());
+    assert!(pod_log(&cluster, &restarting, "setup").contains("failing"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_container_gets_a_fresh_rootfs() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: fresh\nspec:\n  containers:\n  \
+         - name: c\n    image: busybox\n    command: [sh, -c, 'if [ -e /marker ]; then echo stale-rootfs; \
+         else echo fresh-rootfs; fi; touch /marker; exit 1']\n",
+    );
+    let client = cluster.client().await;
+    let pod = cluster
+        .wait_pod(&client, "fresh", START, "a restart", |p| {
+            p.status
+                .container_statuses
+                .first()
+                .is_some_and(|s| s.restart_count >= 1)
+        })
+        .await;
+    // The second instance has run when its exit is seen (or it is backing
+    // off after it).
+    let deadline = std::time::Instant::now() + START;
+    let log = loop {
+        let log = pod_log(&cluster, &pod, "c");
+        if log.matches("-rootfs").count() >= 2 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(log.matches("fresh-rootfs").count(), 2, "{log}");
+    assert!(!log.contains("stale-rootfs"), "{log}");
+}

@@ -107,14 +107,17 @@ fn restarts(p: &Pod) -> String {
     n.to_string()
 }
 
-/// kubectl's STATUS: Terminating, a container's waiting or terminated
-/// reason, else the phase.
+/// kubectl's STATUS: Terminating, the init containers' progress while
+/// they run, a container's waiting or terminated reason, else the phase.
 fn pod_status(p: &Pod) -> String {
     if p.metadata.is_terminating() {
         return "Terminating".into();
     }
     if !p.status.reason.is_empty() {
         return p.status.reason.clone();
+    }
+    if let Some(init) = init_status(p) {
+        return init;
     }
     for c in &p.status.container_statuses {
         if let Some(w) = c.state.waiting.as_ref().filter(|w| !w.reason.is_empty()) {
@@ -125,6 +128,35 @@ fn pod_status(p: &Pod) -> String {
         }
     }
     format!("{:?}", p.status.phase)
+}
+
+/// While an init container has not completed, as kubectl shows it:
+/// `Init:<reason>` for a failed one or one waiting for a reason (such as
+/// CrashLoopBackOff), else `Init:<completed>/<all>`.
+fn init_status(p: &Pod) -> Option<String> {
+    let all = p.spec.init_containers.len();
+    for (done, c) in p.status.init_container_statuses.iter().enumerate() {
+        if let Some(t) = &c.state.terminated {
+            if t.exit_code == 0 {
+                continue;
+            }
+            return Some(if t.reason.is_empty() {
+                format!("Init:ExitCode:{}", t.exit_code)
+            } else {
+                format!("Init:{}", t.reason)
+            });
+        }
+        if let Some(w) = c
+            .state
+            .waiting
+            .as_ref()
+            .filter(|w| !w.reason.is_empty() && w.reason != "PodInitializing")
+        {
+            return Some(format!("Init:{}", w.reason));
+        }
+        return Some(format!("Init:{done}/{all}"));
+    }
+    None
 }
 
 fn node_status(n: &Node) -> String {
@@ -181,6 +213,79 @@ mod tests {
             assert_eq!(age(Some(t0), t0.add_secs(secs)), want);
         }
         assert_eq!(age(None, t0), "<unknown>");
+    }
+
+    #[test]
+    fn init_containers_show_like_kubectl() {
+        use noderun_core::{
+            Container, ContainerState, ContainerStateTerminated, ContainerStateWaiting,
+            ContainerStatus,
+        };
+        let waiting = |reason: &str| ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: reason.into(),
+                message: String::new(),
+            }),
+            ..ContainerState::default()
+        };
+        let exited = |code: i32, reason: &str| ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: code,
+                reason: reason.into(),
+                ..ContainerStateTerminated::default()
+            }),
+            ..ContainerState::default()
+        };
+        let running = ContainerState {
+            running: Some(Default::default()),
+            ..ContainerState::default()
+        };
+        let mut pod = Pod::default();
+        pod.spec.init_containers = vec![Container::default(), Container::default()];
+        pod.spec.containers = vec![Container::default()];
+        let status = |init: [ContainerState; 2], app: ContainerState| {
+            let mut p = pod.clone();
+            let s = |state| ContainerStatus {
+                state,
+                ..ContainerStatus::default()
+            };
+            p.status.init_container_statuses = init.into_iter().map(s).collect();
+            p.status.container_statuses = vec![s(app)];
+            pod_status(&p)
+        };
+        let init = waiting("PodInitializing");
+        let cases = [
+            (
+                status([running.clone(), init.clone()], init.clone()),
+                "Init:0/2",
+            ),
+            (
+                status([exited(0, "Completed"), running.clone()], init.clone()),
+                "Init:1/2",
+            ),
+            (
+                status([exited(0, "Completed"), exited(1, "Error")], init.clone()),
+                "Init:Error",
+            ),
+            (
+                status(
+                    [exited(0, "Completed"), waiting("CrashLoopBackOff")],
+                    init.clone(),
+                ),
+                "Init:CrashLoopBackOff",
+            ),
+            (
+                status([exited(0, "Completed"), exited(2, "")], init.clone()),
+                "Init:ExitCode:2",
+            ),
+            (
+                status([exited(0, "Completed"), exited(0, "Completed")], init),
+                "PodInitializing",
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - [`sandbox`]: the pod's shared namespaces (pinned), its cgroup by QoS
 //!   class, its network attachment.
 //! - [`spec`] and [`resources`]: a pod container's OCI runtime spec.
-//! - [`pod`]: start; [`teardown`]: stop and remove by pod UID alone;
+//! - [`pod`]: start; [`container`]: one container started fresh or
+//!   removed (init containers, restarts); [`teardown`]: stop and remove by
+//!   pod UID alone;
 //!   [`status`]: container states for the pod's status.
 //!
 //! Names on the host, all derived from the pod's UID so that a crash can be
@@ -24,6 +26,7 @@
 //! netplug container id <uid>, eth0       veth and address
 //! ```
 
+pub mod container;
 pub mod pod;
 pub mod resources;
 pub mod runner;
@@ -34,7 +37,7 @@ pub mod teardown;
 
 pub use pod::{PhaseTimes, StartedPod};
 pub use runner::{Runner, RunnerError};
-pub use status::ContainerReport;
+pub use status::{ContainerReport, ContainerStatuses};
 
 use crate::cgroups::{CgroupError, Layout};
 use crate::image::{ImageError, ImageStore};
@@ -50,6 +53,8 @@ pub enum AgentError {
     BadUid { uid: String },
     #[error("pod {uid}: container name {name:?} is not usable in names: use 1-63 of [a-z0-9-]")]
     BadContainerName { uid: String, name: String },
+    #[error("pod {uid} has no container {name:?}")]
+    NoContainer { uid: String, name: String },
     #[error("pod {uid}: {what} is not supported by this node agent yet")]
     Unsupported { uid: String, what: &'static str },
     #[error(transparent)]

@@ -11,7 +11,7 @@ use super::{AgentError, PodHost};
 use crate::cgroups;
 use noderun_core::ipam::Owner;
 use noderun_core::{
-    ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
+    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, Pod, PodPhase, PodStatus, Time,
 };
 
@@ -26,8 +26,10 @@ pub struct ContainerReport {
 }
 
 impl ContainerReport {
-    /// The API's container state.
-    pub fn api_state(&self) -> ApiState {
+    /// The API's container state; a container not made yet waits with
+    /// reason `absent` (`ContainerCreating`, or `PodInitializing` in a pod
+    /// with init containers, as kubelet says).
+    pub fn api_state(&self, absent: &str) -> ApiState {
         let waiting = |reason: &str| ApiState {
             waiting: Some(ContainerStateWaiting {
                 reason: reason.into(),
@@ -36,11 +38,11 @@ impl ContainerReport {
             ..ApiState::default()
         };
         let Some(s) = &self.state else {
-            return waiting("ContainerCreating");
+            return waiting(absent);
         };
         let time = |t: &Option<String>| t.as_deref().and_then(|t| Time::parse_rfc3339(t).ok());
         match s.status {
-            Status::Created => waiting("ContainerCreating"),
+            Status::Created => waiting(CREATING),
             Status::Running | Status::Paused => ApiState {
                 running: Some(ContainerStateRunning {
                     started_at: time(&s.started),
@@ -78,8 +80,17 @@ impl ContainerReport {
     }
 }
 
+const CREATING: &str = "ContainerCreating";
+
 fn container_id(id: &str) -> String {
     format!("noderun://{id}")
+}
+
+/// The statuses of a pod's init and app containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerStatuses {
+    pub init: Vec<ContainerStatus>,
+    pub app: Vec<ContainerStatus>,
 }
 
 /// The phase that follows from the containers' states: Pending while any
@@ -103,11 +114,20 @@ pub fn phase(states: &[ApiState]) -> PodPhase {
 }
 
 impl PodHost {
-    /// What the node knows of each of the pod's containers, in spec order.
+    /// What the node knows of each of the pod's (app) containers, in spec
+    /// order.
     pub fn container_reports(&self, pod: &Pod) -> Result<Vec<ContainerReport>, AgentError> {
+        self.reports(pod, &pod.spec.containers)
+    }
+
+    fn reports(
+        &self,
+        pod: &Pod,
+        containers: &[Container],
+    ) -> Result<Vec<ContainerReport>, AgentError> {
         let paths = self.paths(&pod.metadata.uid)?;
-        let mut out = Vec::with_capacity(pod.spec.containers.len());
-        for c in &pod.spec.containers {
+        let mut out = Vec::with_capacity(containers.len());
+        for c in containers {
             let id = paths.container_id(&c.name);
             let state = match self.runner.state(&paths.runtime_root, &id) {
                 Ok(s) => Some(s),
@@ -139,38 +159,51 @@ impl PodHost {
         Ok(out)
     }
 
-    /// The statuses of the pod's containers, in spec order (no pod IP
-    /// lookup: for a caller that knows it).
-    pub fn container_statuses(&self, pod: &Pod) -> Result<Vec<ContainerStatus>, AgentError> {
-        let reports = self.container_reports(pod)?;
-        Ok(reports
-            .iter()
-            .zip(&pod.spec.containers)
-            .map(|(r, c)| {
-                let state = r.api_state();
-                let running = state.running.is_some();
-                ContainerStatus {
-                    name: r.name.clone(),
-                    ready: running,
-                    started: Some(running),
-                    image: c.image.clone(),
-                    container_id: r
-                        .state
-                        .as_ref()
-                        .map(|s| container_id(&s.id))
-                        .unwrap_or_default(),
-                    state,
-                    ..ContainerStatus::default()
-                }
-            })
-            .collect())
+    /// The statuses of the pod's init containers and of its app
+    /// containers, each in spec order (no pod IP lookup: for a caller that
+    /// knows it). An init container is ready once it completed (exit 0).
+    pub fn container_statuses(&self, pod: &Pod) -> Result<ContainerStatuses, AgentError> {
+        let absent = if pod.spec.init_containers.is_empty() {
+            CREATING
+        } else {
+            "PodInitializing"
+        };
+        let statuses = |containers: &[Container], init: bool| -> Result<_, AgentError> {
+            let reports = self.reports(pod, containers)?;
+            Ok(reports
+                .iter()
+                .zip(containers)
+                .map(|(r, c)| {
+                    let state = r.api_state(absent);
+                    let running = state.running.is_some();
+                    let completed = state.terminated.as_ref().is_some_and(|t| t.exit_code == 0);
+                    ContainerStatus {
+                        name: r.name.clone(),
+                        ready: if init { completed } else { running },
+                        started: Some(running),
+                        image: c.image.clone(),
+                        container_id: r
+                            .state
+                            .as_ref()
+                            .map(|s| container_id(&s.id))
+                            .unwrap_or_default(),
+                        state,
+                        ..ContainerStatus::default()
+                    }
+                })
+                .collect())
+        };
+        Ok(ContainerStatuses {
+            init: statuses(&pod.spec.init_containers, true)?,
+            app: statuses(&pod.spec.containers, false)?,
+        })
     }
 
     /// The pod's status as this node reports it: phase, pod IP, QoS class
     /// and container statuses.
     pub fn pod_status(&self, pod: &Pod) -> Result<PodStatus, AgentError> {
         let statuses = self.container_statuses(pod)?;
-        let states: Vec<ApiState> = statuses.iter().map(|s| s.state.clone()).collect();
+        let states: Vec<ApiState> = statuses.app.iter().map(|s| s.state.clone()).collect();
         let owner = Owner::new(&pod.metadata.uid, POD_IFNAME);
         let pod_ip = self
             .network
@@ -188,7 +221,8 @@ impl PodHost {
             phase: phase(&states),
             pod_ip,
             qos_class: Some(pod.qos_class()),
-            container_statuses: statuses,
+            init_container_statuses: statuses.init,
+            container_statuses: statuses.app,
             ..PodStatus::default()
         })
     }
@@ -217,7 +251,7 @@ mod tests {
 
     #[test]
     fn states_and_reasons() {
-        let t = |r: ContainerReport| r.api_state().terminated.unwrap();
+        let t = |r: ContainerReport| r.api_state(CREATING).terminated.unwrap();
         let done = t(report(Status::Stopped, Some(Exit::Code(0)), false));
         assert_eq!((done.exit_code, done.reason.as_str()), (0, "Completed"));
         let failed = t(report(Status::Stopped, Some(Exit::Code(3)), false));
@@ -228,7 +262,7 @@ mod tests {
             (137, 9, "OOMKilled")
         );
         assert!(oom.finished_at.is_some() && oom.container_id == "noderun://u_c");
-        let running = report(Status::Running, None, false).api_state();
+        let running = report(Status::Running, None, false).api_state(CREATING);
         assert!(running.running.unwrap().started_at.is_some());
         let absent = ContainerReport {
             name: "c".into(),
@@ -236,14 +270,18 @@ mod tests {
             oom_killed: false,
         };
         assert_eq!(
-            absent.api_state().waiting.unwrap().reason,
+            absent.api_state(CREATING).waiting.unwrap().reason,
             "ContainerCreating"
+        );
+        assert_eq!(
+            absent.api_state("PodInitializing").waiting.unwrap().reason,
+            "PodInitializing"
         );
     }
 
     #[test]
     fn phases() {
-        let s = |status, exit| report(status, exit, false).api_state();
+        let s = |status, exit| report(status, exit, false).api_state(CREATING);
         let ok = s(Status::Stopped, Some(Exit::Code(0)));
         let bad = s(Status::Stopped, Some(Exit::Code(1)));
         let run = s(Status::Running, None);

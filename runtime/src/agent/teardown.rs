@@ -100,7 +100,7 @@ impl PodHost {
 
     /// Force-delete a container (SIGKILL to what is left, cgroup and
     /// state removed), and any state directory the runtime could not load.
-    fn delete_container(&self, paths: &PodPaths, id: &str) -> Result<(), AgentError> {
+    pub(super) fn delete_container(&self, paths: &PodPaths, id: &str) -> Result<(), AgentError> {
         let root = &paths.runtime_root;
         let container = id
             .strip_prefix(&paths.id_prefix())
@@ -158,7 +158,7 @@ impl PodHost {
     }
 }
 
-fn remove_tree(uid: &str, dir: &Path) -> Result<(), AgentError> {
+pub(super) fn remove_tree(uid: &str, dir: &Path) -> Result<(), AgentError> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(PodHost::io(uid, "remove", dir)(e))

@@ -12,8 +12,9 @@
 //! - [`registration`]: the Node object and its status; [`lease`]: the
 //!   heartbeat.
 //! - [`dispatch`]: list + watch of the pods bound here, one worker each.
-//! - [`worker`]: one pod's life on the node; [`restart`]: restart
-//!   decisions and back-off; [`status`]: the pod status it reports.
+//! - [`worker`]: one pod's life on the node; [`init`]: init containers
+//!   in order; [`restart`]: restart decisions and back-off; [`status`]:
+//!   the pod status it reports.
 //! - [`reconcile`]: what is on the host against what is bound here, at
 //!   every start, and [`reconcile::reset`] for taking a node down.
 //!
@@ -26,6 +27,7 @@ pub mod config;
 pub mod dispatch;
 pub mod facts;
 pub mod host;
+pub mod init;
 pub mod lease;
 pub mod reconcile;
 pub mod registration;

@@ -4,6 +4,7 @@
 //! container waiting out its back-off, a start that failed), the phase
 //! that follows under the pod's restart policy, and the conditions.
 
+use super::init::{self, InitStep};
 use super::restart::restarts;
 use noderun_core::{
     ConditionStatus, ContainerState, ContainerStateWaiting, ContainerStatus, Pod, PodCondition,
@@ -132,19 +133,72 @@ fn condition(
 /// A container adopted after a daemon restart is seen running without
 /// its start time (the new runner did not start it): keep the one
 /// reported before, for the same container.
-fn keep_start_time(status: &mut ContainerStatus, previous: &PodStatus) {
-    let Some(running) = status.state.running.as_mut() else {
-        return;
-    };
-    if running.started_at.is_some() {
-        return;
-    }
-    running.started_at = previous
+fn keep_start_time(mut status: ContainerStatus, previous: &PodStatus) -> ContainerStatus {
+    let earlier = previous
         .container_statuses
         .iter()
+        .chain(&previous.init_container_statuses)
         .find(|p| p.name == status.name && p.container_id == status.container_id)
         .and_then(|p| p.state.running.as_ref())
         .and_then(|r| r.started_at);
+    if let Some(running) = status.state.running.as_mut() {
+        if running.started_at.is_none() {
+            running.started_at = earlier;
+        }
+    }
+    status
+}
+
+/// A container's observed status with what the daemon remembers of it:
+/// restart count, last state, and the waiting state it shows instead
+/// (back-off, failed start).
+fn with_history(
+    mut status: ContainerStatus,
+    h: &ContainerHistory,
+    previous: &PodStatus,
+) -> ContainerStatus {
+    if let Some(waiting) = &h.waiting {
+        status.state = ContainerState {
+            waiting: Some(waiting.clone()),
+            ..ContainerState::default()
+        };
+        status.ready = false;
+        status.started = Some(false);
+    }
+    status.restart_count = h.restart_count;
+    status.last_state = h.last_state.clone();
+    keep_start_time(status, previous)
+}
+
+/// How far the init containers are, for the phase and the Initialized
+/// condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Initialization {
+    Done,
+    Running,
+    /// An init container failed and will not run again.
+    Failed,
+}
+
+fn initialization(
+    statuses: &[ContainerStatus],
+    history: &BTreeMap<String, ContainerHistory>,
+    policy: RestartPolicy,
+    terminating: bool,
+) -> Initialization {
+    let states: Vec<ContainerState> = statuses.iter().map(|s| s.state.clone()).collect();
+    match init::next_step(&states) {
+        InitStep::Done => Initialization::Done,
+        InitStep::Start(_) => Initialization::Running,
+        InitStep::Wait(i) => {
+            let s = &statuses[i];
+            let h = history.get(&s.name).cloned().unwrap_or_default();
+            match standing(s, &h, init::init_policy(policy), terminating) {
+                Standing::Done { .. } => Initialization::Failed,
+                _ => Initialization::Running,
+            }
+        }
+    }
 }
 
 /// The pod's status as this node reports it.
@@ -160,27 +214,35 @@ pub fn pod_status(report: Report<'_>) -> PodStatus {
     let none = ContainerHistory::default();
     let policy = pod.spec.restart_policy;
     let terminating = pod.metadata.is_terminating();
+    let init = initialization(
+        &observed.init_container_statuses,
+        history,
+        policy,
+        terminating,
+    );
     let mut standings = Vec::new();
     let statuses: Vec<ContainerStatus> = observed
         .container_statuses
         .into_iter()
-        .map(|mut status| {
+        .map(|status| {
             let h = history.get(&status.name).unwrap_or(&none);
             standings.push(standing(&status, h, policy, terminating));
-            if let Some(waiting) = &h.waiting {
-                status.state = ContainerState {
-                    waiting: Some(waiting.clone()),
-                    ..ContainerState::default()
-                };
-                status.ready = false;
-                status.started = Some(false);
-            }
-            status.restart_count = h.restart_count;
-            status.last_state = h.last_state.clone();
-            keep_start_time(&mut status, &pod.status);
-            status
+            with_history(status, h, &pod.status)
         })
         .collect();
+    let init_statuses: Vec<ContainerStatus> = observed
+        .init_container_statuses
+        .into_iter()
+        .map(|status| {
+            let h = history.get(&status.name).unwrap_or(&none);
+            with_history(status, h, &pod.status)
+        })
+        .collect();
+    let phase = match init {
+        Initialization::Done => phase(&standings),
+        Initialization::Running => PodPhase::Pending,
+        Initialization::Failed => PodPhase::Failed,
+    };
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
     let previous = &pod.status;
     let scheduled = previous
@@ -193,7 +255,13 @@ pub fn pod_status(report: Report<'_>) -> PodStatus {
             ..PodCondition::default()
         });
     let conditions = vec![
-        condition(previous, PodConditionType::Initialized, true, "", now),
+        condition(
+            previous,
+            PodConditionType::Initialized,
+            init == Initialization::Done,
+            "ContainersNotInitialized",
+            now,
+        ),
         condition(
             previous,
             PodConditionType::ContainersReady,
@@ -211,14 +279,14 @@ pub fn pod_status(report: Report<'_>) -> PodStatus {
         scheduled,
     ];
     PodStatus {
-        phase: phase(&standings),
+        phase,
         conditions,
         reason: String::new(),
         message: String::new(),
         host_ip: host_ip.into(),
         pod_ip: observed.pod_ip,
         start_time,
-        init_container_statuses: Vec::new(),
+        init_container_statuses: init_statuses,
         container_statuses: statuses,
         qos_class: observed.qos_class,
     }
@@ -412,5 +480,80 @@ mod tests {
                 .status,
             ConditionStatus::False
         );
+    }
+
+    #[test]
+    fn init_containers_hold_the_pod_pending_or_fail_it() {
+        let named = |name: &str, mut s: ContainerStatus| {
+            s.name = name.into();
+            s
+        };
+        let waiting = |name: &str| ContainerStatus {
+            name: name.into(),
+            state: ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: "PodInitializing".into(),
+                    message: String::new(),
+                }),
+                ..ContainerState::default()
+            },
+            ..ContainerStatus::default()
+        };
+        let status = |pod: &Pod, init: Vec<ContainerStatus>, app: Vec<ContainerStatus>| {
+            pod_status(Report {
+                pod,
+                observed: PodStatus {
+                    init_container_statuses: init,
+                    container_statuses: app,
+                    ..PodStatus::default()
+                },
+                history: &BTreeMap::new(),
+                host_ip: "h",
+                start_time: None,
+                now: Time::from_unix(200, 0),
+            })
+        };
+        let initialized =
+            |s: &PodStatus| s.condition(PodConditionType::Initialized).unwrap().clone();
+        let pod = Pod::default();
+        // The first init container runs: Pending, not initialized.
+        let s = status(
+            &pod,
+            vec![named("i1", running()), waiting("i2")],
+            vec![waiting("c")],
+        );
+        assert_eq!(s.phase, PodPhase::Pending);
+        let cond = initialized(&s);
+        assert_eq!(
+            (cond.status, cond.reason.as_str()),
+            (ConditionStatus::False, "ContainersNotInitialized")
+        );
+        assert_eq!(s.init_container_statuses.len(), 2);
+        // A failed init container under Always (and OnFailure) runs again:
+        // still Pending.
+        let s = status(&pod, vec![named("i1", exited(1))], vec![waiting("c")]);
+        assert_eq!(s.phase, PodPhase::Pending);
+        // Under Never the pod has failed.
+        let mut never = Pod::default();
+        never.spec.restart_policy = RestartPolicy::Never;
+        let s = status(&never, vec![named("i1", exited(1))], vec![waiting("c")]);
+        assert_eq!(s.phase, PodPhase::Failed);
+        assert_eq!(initialized(&s).status, ConditionStatus::False);
+        // All completed, the app container runs: initialized and Running.
+        let s = status(
+            &never,
+            vec![named("i1", exited(0)), named("i2", exited(0))],
+            vec![running()],
+        );
+        assert_eq!(s.phase, PodPhase::Running);
+        assert_eq!(initialized(&s).status, ConditionStatus::True);
+        assert_eq!(
+            s.condition(PodConditionType::Ready).unwrap().status,
+            ConditionStatus::True
+        );
+        // Completed, the app container not made yet: Pending.
+        let s = status(&pod, vec![named("i1", exited(0))], vec![waiting("c")]);
+        assert_eq!(s.phase, PodPhase::Pending);
+        assert_eq!(initialized(&s).status, ConditionStatus::True);
     }
 }

@@ -8,22 +8,27 @@
 //!   restart), else started (anything half-made is torn down first); a
 //!   failed start is retried with back-off and shown as
 //!   `CreateContainerError`;
+//! - init containers run one at a time, in order, each to completion
+//!   ([`super::init`]), then the app containers start;
 //! - a container that exited restarts by the restart policy with
-//!   kubelet's back-off ([`super::restart`]), keeping its rootfs and log;
+//!   kubelet's back-off ([`super::restart`]) as a new instance on a fresh
+//!   rootfs (its log goes on);
 //! - `deletionTimestamp` set: SIGTERM, the grace period, SIGKILL,
 //!   teardown, then the forced delete (precondition: the pod's UID) that
 //!   removes it from the apiserver;
 //! - gone from the apiserver: teardown.
 
+use super::init::{self, InitStep};
 use super::restart::{restarts, Backoff};
 use super::status::{self, ContainerHistory, Report};
 use super::{blocking, NodeContext, NodeError};
-use crate::agent::runner::Stdio;
-use crate::agent::{AgentError, ContainerReport, PodHost};
+use crate::agent::{ContainerReport, PodHost};
 use noderun_client::DeleteOptions;
 use noderun_core::defaults::DEFAULT_TERMINATION_GRACE_SECONDS;
 use noderun_core::proto::{ErrorCode, Preconditions};
-use noderun_core::{ContainerStateWaiting, Kind, Object, Pod, PodStatus, Time};
+use noderun_core::{
+    ContainerState, ContainerStateWaiting, ContainerStatus, Kind, Object, Pod, PodStatus, Time,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +67,10 @@ struct Worker {
     /// Known once the pod is attached.
     pod_ip: Option<String>,
     containers: BTreeMap<String, Track>,
+    /// The init containers' statuses once they all completed: reported
+    /// from then on, and never acted on again (an adopted init container's
+    /// exit code is not known to a new runner).
+    init_done: Option<Vec<ContainerStatus>>,
 }
 
 /// Run pod `pod`'s worker until it is deleted and finalized, gone, or the
@@ -107,6 +116,7 @@ impl Worker {
             .status
             .container_statuses
             .iter()
+            .chain(&pod.status.init_container_statuses)
             .map(|s| {
                 let track = Track {
                     history: ContainerHistory {
@@ -128,6 +138,7 @@ impl Worker {
             start_retry_at: None,
             pod_ip: None,
             containers,
+            init_done: None,
         }
     }
 
@@ -154,15 +165,38 @@ impl Worker {
             return Ok(());
         }
         let mut observed = self.observe().await?;
-        if self.started && self.restart_due(&observed).await {
-            observed = self.observe().await?;
+        if self.started {
+            let restarted = self.restart_due(&observed).await;
+            if self.start_next(&observed).await || restarted {
+                observed = self.observe().await?;
+            }
         }
         self.push_status(observed).await
     }
 
-    /// The pod layer's view. The pod IP is looked up in the IPAM state
-    /// once, then remembered (it does not change while the pod lives).
+    /// The pod layer's view, with the init containers' statuses kept from
+    /// when they all completed.
     async fn observe(&mut self) -> Result<PodStatus, NodeError> {
+        let mut status = self.observe_host().await?;
+        match &self.init_done {
+            Some(done) => status.init_container_statuses = done.clone(),
+            None => {
+                let states: Vec<ContainerState> = status
+                    .init_container_statuses
+                    .iter()
+                    .map(|s| s.state.clone())
+                    .collect();
+                if init::next_step(&states) == InitStep::Done {
+                    self.init_done = Some(status.init_container_statuses.clone());
+                }
+            }
+        }
+        Ok(status)
+    }
+
+    /// The host's view. The pod IP is looked up in the IPAM state once,
+    /// then remembered (it does not change while the pod lives).
+    async fn observe_host(&mut self) -> Result<PodStatus, NodeError> {
         let pod = self.pod.clone();
         let doing = format!("reading pod {}", self.uid());
         let Some(pod_ip) = self.pod_ip.clone() else {
@@ -173,12 +207,12 @@ impl Worker {
             return Ok(status);
         };
         let qos_class = Some(pod.qos_class());
-        let container_statuses =
-            blocking(self.host(), doing, move |h| h.container_statuses(&pod)).await?;
+        let statuses = blocking(self.host(), doing, move |h| h.container_statuses(&pod)).await?;
         Ok(PodStatus {
             pod_ip,
             qos_class,
-            container_statuses,
+            init_container_statuses: statuses.init,
+            container_statuses: statuses.app,
             ..PodStatus::default()
         })
     }
@@ -199,6 +233,8 @@ impl Worker {
         if !reports.is_empty() && reports.iter().all(|r| r.state.is_some()) {
             tracing::info!(pod = %uid, "adopted the pod's running containers");
             self.started = true;
+            // Its app containers exist: its init containers completed.
+            self.init_done = Some(self.pod.status.init_container_statuses.clone());
             return Ok(true);
         }
         if self.pod.status.phase.is_terminal() {
@@ -261,61 +297,82 @@ impl Worker {
         let now = Instant::now();
         let policy = self.pod.spec.restart_policy;
         let mut due = Vec::new();
-        for cs in &observed.container_statuses {
+        let init = observed.init_container_statuses.iter();
+        let with_policy = init
+            .map(|cs| (cs, init::init_policy(policy)))
+            .chain(observed.container_statuses.iter().map(|cs| (cs, policy)));
+        for (cs, policy) in with_policy {
             let track = self.containers.entry(cs.name.clone()).or_default();
-            let Some(t) = &cs.state.terminated else {
-                continue;
-            };
-            if !track.exit_seen {
+            if let Some(t) = cs.state.terminated.as_ref().filter(|_| !track.exit_seen) {
                 track.exit_seen = true;
                 if restarts(policy, t.exit_code) {
-                    // The exit becomes lastState of the next instance.
-                    track.history.last_state = cs.state.clone();
-                    let ran = match (t.started_at, t.finished_at) {
-                        (Some(s), Some(f)) => Duration::from_secs(f.secs_since(&s).max(0) as u64),
-                        _ => Duration::ZERO,
-                    };
-                    let delay = track.backoff.next_delay(ran);
-                    track.restart_at = Some(now + delay);
-                    track.history.will_restart = true;
-                    if !delay.is_zero() {
-                        track.history.waiting = Some(ContainerStateWaiting {
-                            reason: "CrashLoopBackOff".into(),
-                            message: format!(
-                                "back-off {}s restarting failed container={} pod={}",
-                                delay.as_secs(),
-                                cs.name,
-                                self.pod.metadata.name
-                            ),
-                        });
-                    }
-                    tracing::info!(pod = %self.pod.metadata.uid, container = %cs.name,
-                        exit_code = t.exit_code, reason = %t.reason, restart_in = ?delay, "container exited");
+                    schedule_restart(track, cs, &self.pod, now);
                 }
             }
+            // Also a container whose start failed (it exited, or it was
+            // never made): it is tried again after its back-off.
             if track.restart_at.is_some_and(|at| at <= now) {
-                due.push(cs.name.clone());
+                due.push((cs.name.clone(), track.exit_seen));
             }
         }
         let mut restarted = false;
-        for name in due {
-            restarted |= self.restart_container(name).await;
+        for (name, restart) in due {
+            restarted |= self.run_container(name, restart).await;
         }
         restarted
     }
 
-    async fn restart_container(&mut self, name: String) -> bool {
+    /// Start the containers whose turn it is and that were never made:
+    /// the next init container, or once all completed, the app
+    /// containers. True when one was started.
+    async fn start_next(&mut self, observed: &PodStatus) -> bool {
+        let init_states: Vec<ContainerState> = observed
+            .init_container_statuses
+            .iter()
+            .map(|s| s.state.clone())
+            .collect();
+        let never_made = |statuses: &[ContainerStatus]| -> Vec<String> {
+            statuses
+                .iter()
+                .filter(|s| s.container_id.is_empty())
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        let next = match init::next_step(&init_states) {
+            InitStep::Start(i) => never_made(&observed.init_container_statuses[i..=i]),
+            InitStep::Wait(_) => Vec::new(),
+            InitStep::Done => never_made(&observed.container_statuses),
+        };
+        let mut started = false;
+        for name in next {
+            // One whose start failed waits out its back-off in restart_due.
+            let pending = self
+                .containers
+                .get(&name)
+                .is_some_and(|t| t.restart_at.is_some());
+            if !pending {
+                started |= self.run_container(name, false).await;
+            }
+        }
+        started
+    }
+
+    /// Start a new instance of container `name` (a restart when `restart`)
+    /// on a fresh rootfs; a failed start is tried again after back-off.
+    async fn run_container(&mut self, name: String, restart: bool) -> bool {
         let pod = self.pod.clone();
-        let doing = format!("restarting container {name} of pod {}", self.uid());
+        let doing = format!("starting container {name} of pod {}", self.uid());
         let container = name.clone();
         let result = blocking(self.host(), doing, move |h| {
-            recreate_container(h, &pod, &container)
+            h.run_container(&pod, &container)
         })
         .await;
         let track = self.containers.entry(name.clone()).or_default();
         match result {
-            Ok(()) => {
-                track.history.restart_count += 1;
+            Ok(_) => {
+                if restart {
+                    track.history.restart_count += 1;
+                }
                 track.history.will_restart = false;
                 track.history.waiting = None;
                 track.restart_at = None;
@@ -327,7 +384,8 @@ impl Worker {
                     .backoff
                     .next_delay(Duration::ZERO)
                     .max(Duration::from_secs(1));
-                tracing::warn!(error = %e, retry_in = ?delay, "container restart failed");
+                tracing::warn!(pod = %self.pod.metadata.uid, container = %name, error = %e,
+                    retry_in = ?delay, "container start failed");
                 track.restart_at = Some(Instant::now() + delay);
                 track.history.waiting = Some(ContainerStateWaiting {
                     reason: "CreateContainerError".into(),
@@ -463,27 +521,32 @@ impl Worker {
     }
 }
 
-/// Start a new instance of a stopped container: the old one deleted, a
-/// new one created from the same bundle (rootfs and spec stay) with its
-/// output appended to the same log, and started.
-fn recreate_container(host: &PodHost, pod: &Pod, name: &str) -> Result<(), AgentError> {
-    let paths = host.paths(&pod.metadata.uid)?;
-    let id = paths.container_id(name);
-    let runner_err = |source| AgentError::Runner {
-        uid: paths.uid.clone(),
-        container: name.into(),
-        source: Box::new(source),
+/// Container `cs` of `pod` exited and its restart policy restarts it:
+/// the exit becomes the next instance's lastState and the restart is due
+/// after kubelet's back-off (shown as CrashLoopBackOff while it waits).
+fn schedule_restart(track: &mut Track, cs: &ContainerStatus, pod: &Pod, now: Instant) {
+    let Some(t) = &cs.state.terminated else {
+        return;
     };
-    let runner = host.runner();
-    let root = &paths.runtime_root;
-    runner.delete(root, &id, true).map_err(runner_err)?;
-    let log = host.log_file(pod, name)?;
-    let stdio = Stdio {
-        stdout: log.clone(),
-        stderr: log,
+    track.history.last_state = cs.state.clone();
+    let ran = match (t.started_at, t.finished_at) {
+        (Some(s), Some(f)) => Duration::from_secs(f.secs_since(&s).max(0) as u64),
+        _ => Duration::ZERO,
     };
-    runner
-        .create(root, &id, &paths.bundle(name), Some(stdio))
-        .map_err(runner_err)?;
-    runner.start_container(root, &id).map_err(runner_err)
+    let delay = track.backoff.next_delay(ran);
+    track.restart_at = Some(now + delay);
+    track.history.will_restart = true;
+    if !delay.is_zero() {
+        track.history.waiting = Some(ContainerStateWaiting {
+            reason: "CrashLoopBackOff".into(),
+            message: format!(
+                "back-off {}s restarting failed container={} pod={}",
+                delay.as_secs(),
+                cs.name,
+                pod.metadata.name
+            ),
+        });
+    }
+    tracing::info!(pod = %pod.metadata.uid, container = %cs.name, exit_code = t.exit_code,
+        reason = %t.reason, restart_in = ?delay, "container exited");
 }

@@ -1,0 +1,185 @@
+//! One container of a pod whose sandbox is up: started from its image on
+//! a fresh writable snapshot (image layers unpacked once per image, the
+//! snapshot mounted as the bundle's rootfs, the OCI spec written beside
+//! it, create and start through the runner with stdout and stderr
+//! appended to the container's log file), and removed again (the
+//! runtime's container, the rootfs mount and bundle, the snapshot; the log
+//! stays). A restart is a removal and a new start, as kubelet makes a new
+//! container: what the old instance wrote in its rootfs is gone. Init
+//! containers start this way one at a time, then the app containers.
+
+use super::pod::{hostname, timed, PhaseTimes};
+use super::sandbox::{nsfs::SharedNs, Sandbox};
+use super::spec::{self, PodContext};
+use super::{AgentError, PodHost, PodPaths};
+use crate::snapshot::{unpack_and_load, SnapshotError};
+use noderun_core::{Container, Pod};
+use std::path::{Path, PathBuf};
+
+impl PodHost {
+    /// Start container `name` (an init or an app container) of `pod`,
+    /// whose sandbox is up, as a new instance: whatever is left of an
+    /// earlier one (exited, or half-made) is removed first. On failure
+    /// nothing of this container is left (its log stays).
+    pub fn run_container(&self, pod: &Pod, name: &str) -> Result<PhaseTimes, AgentError> {
+        let uid = &pod.metadata.uid;
+        let paths = self.paths(uid)?;
+        let c = pod
+            .spec
+            .init_containers
+            .iter()
+            .chain(&pod.spec.containers)
+            .find(|c| c.name == name)
+            .ok_or_else(|| AgentError::NoContainer {
+                uid: uid.clone(),
+                name: name.into(),
+            })?;
+        super::check_container_name(uid, name)?;
+        let span = tracing::info_span!("container_start", pod = %uid, container = %name);
+        let _enter = span.enter();
+        self.remove_container(&paths, name)?;
+        let qos = pod.qos_class();
+        let made = Sandbox {
+            cgroup: paths.sandbox.cgroup(qos),
+            paths: paths.sandbox.clone(),
+            qos,
+        };
+        let mut times = PhaseTimes::default();
+        let started = self.start_container(pod, &paths, &made, &hostname(pod), c, &mut times);
+        if let Err(e) = &started {
+            tracing::warn!(error = %e, "container start failed; removing it");
+            if let Err(undo) = self.remove_container(&paths, name) {
+                tracing::warn!(error = %undo, "removing the container after a failed start");
+            }
+        }
+        started.map(|()| times)
+    }
+
+    /// Remove container `name` of the pod: the runtime's container (killed
+    /// if it runs), its rootfs mount and bundle, its writable snapshot.
+    /// Removing a container that is not there succeeds.
+    pub fn remove_container(&self, paths: &PodPaths, name: &str) -> Result<(), AgentError> {
+        let id = paths.container_id(name);
+        self.delete_container(paths, &id)?;
+        let bundle = paths.bundle(name);
+        super::sandbox::nsfs::unmount_all(&bundle.join("rootfs")).map_err(|source| {
+            AgentError::Unmount {
+                uid: paths.uid.clone(),
+                source: Box::new(source),
+            }
+        })?;
+        super::teardown::remove_tree(&paths.uid, &bundle)?;
+        match self.snapshots.remove(&id) {
+            Ok(()) | Err(SnapshotError::NotFound { .. }) => Ok(()),
+            Err(source) => Err(AgentError::Rootfs {
+                uid: paths.uid.clone(),
+                container: name.into(),
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// The container's log file, `<pod log dir>/<name>/0.log`.
+    pub fn log_file(&self, pod: &Pod, container: &str) -> Result<PathBuf, AgentError> {
+        let paths = self.paths(&pod.metadata.uid)?;
+        Ok(paths
+            .pod_log_dir(&pod.metadata.namespace, &pod.metadata.name)
+            .join(container)
+            .join("0.log"))
+    }
+
+    pub(super) fn start_container(
+        &self,
+        pod: &Pod,
+        paths: &PodPaths,
+        made: &Sandbox,
+        hostname: &str,
+        c: &Container,
+        times: &mut PhaseTimes,
+    ) -> Result<(), AgentError> {
+        let uid = &paths.uid;
+        let id = paths.container_id(&c.name);
+        let bundle = paths.bundle(&c.name);
+        let rootfs = bundle.join("rootfs");
+        timed(&mut times.rootfs, || {
+            self.prepare_bundle(paths, made, hostname, c, &rootfs)
+        })?;
+        tracing::debug!(phase = "rootfs", container = %c.name);
+
+        let log = self.log_file(pod, &c.name)?;
+        let log_dir = log.parent().expect("log files are in a directory");
+        std::fs::create_dir_all(log_dir).map_err(Self::io(uid, "create", log_dir))?;
+        let stdio = super::runner::Stdio {
+            stdout: log.clone(),
+            stderr: log,
+        };
+        let runner_err = |source| AgentError::Runner {
+            uid: uid.clone(),
+            container: c.name.clone(),
+            source: Box::new(source),
+        };
+        timed(&mut times.create, || {
+            self.runner
+                .create(&paths.runtime_root, &id, &bundle, Some(stdio))
+        })
+        .map_err(runner_err)?;
+        tracing::debug!(phase = "create", container = %c.name);
+        timed(&mut times.start, || {
+            self.runner.start_container(&paths.runtime_root, &id)
+        })
+        .map_err(runner_err)?;
+        tracing::debug!(phase = "start", container = %c.name);
+        Ok(())
+    }
+
+    /// Unpack the image if needed, mount a fresh writable snapshot on the
+    /// bundle's rootfs, and write the spec.
+    fn prepare_bundle(
+        &self,
+        paths: &PodPaths,
+        made: &Sandbox,
+        hostname: &str,
+        c: &Container,
+        rootfs: &Path,
+    ) -> Result<(), AgentError> {
+        let uid = &paths.uid;
+        let image_err = |source| AgentError::Image {
+            uid: uid.clone(),
+            container: c.name.clone(),
+            image: c.image.clone(),
+            source: Box::new(source),
+        };
+        let (image, top) =
+            unpack_and_load(&self.images, &self.snapshots, &c.image).map_err(image_err)?;
+        let rootfs_err = |source| AgentError::Rootfs {
+            uid: uid.clone(),
+            container: c.name.clone(),
+            source: Box::new(source),
+        };
+        let mount = self
+            .snapshots
+            .prepare(&paths.container_id(&c.name), Some(&top))
+            .map_err(rootfs_err)?;
+        std::fs::create_dir_all(rootfs).map_err(Self::io(uid, "create", rootfs))?;
+        mount.mount(rootfs).map_err(|e| rootfs_err(e.into()))?;
+
+        let cgroup = made.cgroup.join(&c.name);
+        let context = PodContext {
+            hostname,
+            netns: made.paths.ns(SharedNs::Net),
+            ipcns: made.paths.ns(SharedNs::Ipc),
+            utsns: made.paths.ns(SharedNs::Uts),
+            cgroup: &cgroup,
+        };
+        let spec = spec::container_spec(c, &image.config, &context).map_err(|source| {
+            AgentError::Spec {
+                uid: uid.clone(),
+                container: c.name.clone(),
+                source,
+            }
+        })?;
+        let bundle = rootfs.parent().expect("rootfs is in the bundle");
+        spec::write_bundle_config(bundle, &spec).map_err(Self::io(uid, "write", bundle))?;
+        Ok(())
+    }
+}
