@@ -362,7 +362,16 @@ fn lifecycle_create_start_pause_resume_kill_delete() {
     let out = f.nrc(&["start", &f.id]);
     assert!(out.status.success(), "start: {}", stderr(&out));
     f.wait_status("running");
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    // Running once start opened the fifo; the init's execs (through the
+    // exec trampoline, then busybox) follow at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let exe = loop {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        if exe.ends_with("busybox") || std::time::Instant::now() > deadline {
+            break exe;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     assert!(exe.ends_with("busybox"), "{exe:?}");
     let out = f.nrc(&["start", &f.id]);
     assert!(!out.status.success(), "a second start must fail");
@@ -779,9 +788,15 @@ fn the_runtime_binary_cannot_be_overwritten_from_a_container() {
     // CVE-2019-5736: a process in the container holds /proc/<init>/exe
     // (nrc, before the init execs), waits for it to stop running (no more
     // ETXTBSY) and opens it for writing. Here the test plays that process.
+    // The profile refuses execveat, so the exec trampoline cannot serve and
+    // nrc runs from a read-only view of itself (container::exe_guard).
     let Some(f) = Fixture::new(&["sleep", "1000"]) else {
         return;
     };
+    f.edit(|c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}]});
+    });
     // A copy of nrc of its own: no other test runs this file, so once this
     // container is gone nothing executes it (no ETXTBSY to hide behind).
     let nrc = f.dir.join("nrc-copy");
@@ -817,6 +832,61 @@ fn the_runtime_binary_cannot_be_overwritten_from_a_container() {
         "{e}"
     );
     drop(held);
+    f.assert_gone();
+}
+
+#[test]
+fn a_proc_self_exe_entrypoint_reaches_only_the_sealed_trampoline() {
+    require_privileged!();
+    // The CVE-2019-5736 entrypoint: a script whose interpreter is
+    // /proc/self/exe, i.e. whatever executes it. nrc (run from a writable
+    // file, so through the exec trampoline) hands the container the
+    // trampoline, which refuses to run without its marker: no process of
+    // the container ever executes nrc.
+    let Some(f) = Fixture::new(&["/evil"]) else {
+        return;
+    };
+    let evil = f.bundle().join("rootfs/evil");
+    std::fs::write(&evil, "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(&evil, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let nrc = f.dir.join("nrc-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_nrc"), &nrc).unwrap();
+    let before = std::fs::read(&nrc).unwrap();
+    let out = Command::new(&nrc)
+        .arg("--root")
+        .arg(f.root())
+        .args(["run", "--bundle", f.bundle().to_str().unwrap(), &f.id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nrc: exec of the container process failed: errno 22"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&nrc).unwrap(), before);
+    f.assert_gone();
+}
+
+#[test]
+fn exec_goes_through_the_trampoline_and_reports_a_missing_program() {
+    require_privileged!();
+    let Some(f) = Fixture::new(&["sleep", "1000"]) else {
+        return;
+    };
+    f.create_and_start();
+    let out = f.nrc(&["exec", &f.id, "sh", "-c", "echo exec-ok; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "exec-ok\n");
+    let out = f.nrc(&["exec", &f.id, "/no/such/program"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/no/such/program"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(f.nrc(&["delete", "--force", &f.id]).status.success());
     f.assert_gone();
 }
 

@@ -69,6 +69,7 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
         .map(crate::seccomp::compile)
         .transpose()
         .map_err(|e| init_error(c, e.to_string()))?;
+    let trampoline = super::exe_guard::choose(&c.record.id, linux.seccomp().as_ref())?;
     let process = &opts.process;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(init_error(c, "exec: no command given".into()));
@@ -115,6 +116,7 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
             linux: &linux,
             seccomp: seccomp.as_ref(),
             cgroup: self_join.as_ref(),
+            trampoline,
         };
         let err = child(&channel, &setup, process);
         let _ = channel.send(&Message::Failed(err));
@@ -204,6 +206,8 @@ struct Setup<'a> {
     seccomp: Option<&'a crate::seccomp::Profile>,
     /// How the process moves itself into the cgroup, when it does.
     cgroup: Option<&'a crate::cgroups::SelfJoin>,
+    /// Exec through this (the runtime's binary is writable).
+    trampoline: Option<&'static crate::sys::trampoline::Trampoline>,
 }
 
 /// The cloned process: wait for its cgroup, enter the namespaces, take the
@@ -213,6 +217,13 @@ fn child(channel: &Channel, setup: &Setup, process: &Process) -> String {
         match channel.recv().map_err(|e| format!("exec channel: {e}"))? {
             Some(Message::Go { .. }) => {}
             other => return Err(format!("exec channel: expected Go, got {other:?}")),
+        }
+        if setup.trampoline.is_some() {
+            // Until the exec this process is the runtime's binary, in the
+            // container's pid namespace: keep its processes away from
+            // /proc/<pid>/exe (sys::trampoline).
+            crate::sys::trampoline::make_undumpable()
+                .map_err(|e| format!("making the process non-dumpable: {e}"))?;
         }
         if let Some(join) = setup.cgroup {
             join.join()
@@ -244,7 +255,7 @@ fn child(channel: &Channel, setup: &Setup, process: &Process) -> String {
         if nnp {
             load()?;
         }
-        Err(process::exec::exec(&program, process).to_string())
+        Err(process::exec::exec(&program, process, setup.trampoline).to_string())
     };
     match run() {
         Ok(never) => match never {},

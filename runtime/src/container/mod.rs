@@ -7,6 +7,7 @@
 mod bundle;
 mod create;
 mod delete;
+pub mod exe_guard;
 mod exec;
 pub mod hooks;
 mod kill;
@@ -71,6 +72,8 @@ pub enum ContainerError {
         path: PathBuf,
         message: String,
     },
+    #[error("container {id:?}: the runtime's binary is writable and {why}; run the runtime from a read-only location or a sealed copy (nrc re-executes itself so)")]
+    Unguarded { id: String, why: String },
     #[error("unknown signal {0:?} (use a name such as TERM or SIGKILL, or a number)")]
     BadSignal(String),
     #[error("signal {signal} to pid {pid}: {errno}")]

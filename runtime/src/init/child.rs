@@ -32,6 +32,12 @@ fn setup(
         Some(Message::Go { host_pid }) => host_pid,
         other => return Err(format!("init channel: expected Go, got {other:?}")),
     };
+    if plan.trampoline.is_some() {
+        // Until the exec, this process is the runtime's binary: no process
+        // that may share its pid namespace gets at it (sys::trampoline).
+        crate::sys::trampoline::make_undumpable()
+            .map_err(|e| format!("making the init non-dumpable: {e}"))?;
+    }
     if let Some(join) = cgroup {
         join.join()
             .map_err(|e| format!("moving the init into its cgroup: {e}"))?;
@@ -100,7 +106,7 @@ fn setup(
     if nnp {
         load_seccomp(plan)?;
     }
-    let err = process::exec::exec(&program, &process);
+    let err = process::exec::exec(&program, &process, plan.trampoline);
     Err(err.to_string())
 }
 

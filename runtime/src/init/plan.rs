@@ -26,6 +26,8 @@ pub struct InitPlan {
     pub runtime_hooks: bool,
     /// The compiled seccomp profile, if the spec has one.
     pub seccomp: Option<crate::seccomp::Profile>,
+    /// Exec the process through this (the runtime's binary is writable).
+    pub trampoline: Option<&'static crate::sys::trampoline::Trampoline>,
 }
 
 impl InitPlan {
@@ -52,6 +54,7 @@ impl InitPlan {
                 path: bundle.dir.join("config.json"),
                 message: e.to_string(),
             })?;
+        let trampoline = crate::container::exe_guard::choose(id, linux.seccomp().as_ref())?;
         let bad = |message: &str| ContainerError::BadConfig {
             path: bundle.dir.join("config.json"),
             message: message.into(),
@@ -81,6 +84,7 @@ impl InitPlan {
         };
         Ok(InitPlan {
             seccomp,
+            trampoline,
             id: id.into(),
             spec: bundle.spec.clone(),
             rootfs: bundle.rootfs.clone(),

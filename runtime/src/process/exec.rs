@@ -2,6 +2,7 @@
 //! PATH, enter its working directory, keep no runtime fd open across exec.
 
 use crate::sys::ns::{self, NsError};
+use crate::sys::trampoline::{self, Trampoline};
 use oci_spec::runtime::Process;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -29,6 +30,13 @@ pub enum ExecError {
         program: PathBuf,
         errno: nix::errno::Errno,
     },
+    #[error("exec of the exec trampoline for {program}: {errno}")]
+    Trampoline {
+        program: PathBuf,
+        errno: nix::errno::Errno,
+    },
+    #[error("making the process non-dumpable before exec: {0}")]
+    Undumpable(nix::errno::Errno),
 }
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -87,8 +95,10 @@ fn cstrings(what: &'static str, items: &[String]) -> Result<Vec<CString>, ExecEr
         .collect()
 }
 
-/// execve the process; returns only the error.
-pub fn exec(program: &Path, process: &Process) -> ExecError {
+/// execve the process, directly or through `trampoline` (see
+/// sys::trampoline; the process is then made non-dumpable until the exec);
+/// returns only the error.
+pub fn exec(program: &Path, process: &Process, trampoline: Option<&Trampoline>) -> ExecError {
     let run = || -> Result<std::convert::Infallible, ExecError> {
         let args = cstrings(
             "process.args",
@@ -99,6 +109,13 @@ pub fn exec(program: &Path, process: &Process) -> ExecError {
             .map_err(|_| ExecError::Nul { what: "program" })?;
         ns::cloexec_from(3)?;
         ns::reset_signals();
+        if let Some(trampoline) = trampoline {
+            trampoline::make_undumpable().map_err(ExecError::Undumpable)?;
+            return Err(ExecError::Trampoline {
+                program: program.into(),
+                errno: trampoline.exec(&prog, &args, &env),
+            });
+        }
         nix::unistd::execve(&prog, &args, &env).map_err(|errno| ExecError::Exec {
             program: program.into(),
             errno,

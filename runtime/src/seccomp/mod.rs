@@ -141,6 +141,36 @@ impl Matches {
     }
 }
 
+/// Whether the profile lets the syscall `name` through whatever its
+/// arguments (allowed or only logged), judged from the spec's rules: no
+/// rule that names it may refuse it, and either the default lets it
+/// through or a rule without conditions does.
+pub fn passes_unconditionally(spec: &LinuxSeccomp, name: &str) -> bool {
+    let passes = |a: LinuxSeccompAction| {
+        matches!(
+            a,
+            LinuxSeccompAction::ScmpActAllow | LinuxSeccompAction::ScmpActLog
+        )
+    };
+    let default = spec.default_action();
+    let rules: Vec<_> = spec
+        .syscalls()
+        .iter()
+        .flatten()
+        .filter(|r| r.names().iter().any(|n| n == name))
+        .collect();
+    if rules
+        .iter()
+        .any(|r| !passes(r.action()) && r.action() != default)
+    {
+        return false;
+    }
+    passes(default)
+        || rules
+            .iter()
+            .any(|r| passes(r.action()) && r.args().as_ref().is_none_or(|a| a.is_empty()))
+}
+
 /// Compile the spec's profile.
 pub fn compile(spec: &LinuxSeccomp) -> Result<Profile, SeccompError> {
     if let Some(archs) = spec.architectures() {

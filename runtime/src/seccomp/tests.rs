@@ -84,3 +84,45 @@ fn bad_profiles_are_refused_with_the_reason() {
     );
     assert!(e.contains("valueTwo"), "{e}");
 }
+
+#[test]
+fn which_profiles_let_a_syscall_through_whatever_its_arguments() {
+    let cases = [
+        (r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#, true),
+        (r#"{"defaultAction":"SCMP_ACT_LOG"}"#, true),
+        (r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#, false),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","execveat"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            true,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["execve"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            false,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["execveat"],"action":"SCMP_ACT_ALLOW",
+                "args":[{"index":4,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#,
+            false,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["execveat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+            false,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["execveat"],"action":"SCMP_ACT_KILL",
+                "args":[{"index":4,"value":4096,"op":"SCMP_CMP_MASKED_EQ","valueTwo":4096}]}]}"#,
+            false,
+        ),
+        (
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+            true,
+        ),
+    ];
+    for (json, expected) in cases {
+        assert_eq!(
+            passes_unconditionally(&profile(json), "execveat"),
+            expected,
+            "{json}"
+        );
+    }
+}

@@ -6,3 +6,4 @@ pub mod mount;
 pub mod ns;
 pub mod selfexe;
 pub mod spawn;
+pub mod trampoline;

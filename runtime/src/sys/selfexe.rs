@@ -15,6 +15,11 @@
 //! 2. a sealed memfd copy, as runc and crun do (costs a copy of the binary).
 //!
 //! A binary that already sits on a read-only filesystem is left alone.
+//!
+//! That re-exec costs a second exec and start-up of the binary, so `nrc`
+//! does it only where the cheaper exec trampoline (`sys::trampoline`)
+//! cannot serve (see `container::exe_guard`); the `noderun agent` daemon
+//! does it once, at start.
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, SealFlag};

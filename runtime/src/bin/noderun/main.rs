@@ -34,6 +34,15 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Agent(_)) {
+        // The daemon's containers are clones of it until they exec: it runs
+        // from a read-only view of its binary (one re-exec at start), so
+        // none of them can reach the host's file (see sys::selfexe).
+        if let Err(e) = noderun_runtime::sys::selfexe::ensure_protected_exe() {
+            eprintln!("noderun: error: {e}");
+            std::process::exit(1);
+        }
+    }
     let result: Result<()> = match &cli.command {
         Command::Agent(a) => agent::run_agent(&cli.state_dir, a),
         Command::Reset(a) => agent::run_reset(&cli.state_dir, a),

@@ -15,12 +15,10 @@ use std::path::Path;
 
 fn main() {
     let cli = Cli::parse();
-    if matches!(
-        cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) {
+    if must_reexec(&cli) {
         // Containers start from a binary nothing can write, never from the
-        // host's file as it is (see sys::selfexe).
+        // host's file as it is: where the exec trampoline cannot serve, nrc
+        // re-executes from a read-only view (see container::exe_guard).
         if let Err(e) = noderun_runtime::sys::selfexe::ensure_protected_exe() {
             report::error(&cli, &anyhow::Error::new(e));
             std::process::exit(1);
@@ -34,6 +32,36 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Whether this command starts a container process that the exec
+/// trampoline cannot serve (its seccomp profile may refuse execveat, or the
+/// kernel will not execute a memfd). A config that cannot be read is left
+/// to the command to report.
+fn must_reexec(cli: &Cli) -> bool {
+    let seccomp = match &cli.command {
+        Command::Create(a) => bundle_seccomp(&a.bundle),
+        Command::Run(a) => bundle_seccomp(&a.create.bundle),
+        Command::Exec(a) => Container::load(&cli.root, &a.id)
+            .ok()
+            .and_then(|c| c.record.linux.and_then(|l| l.seccomp().clone())),
+        _ => return false,
+    };
+    container::exe_guard::trampoline_serves(seccomp.as_ref()).is_err()
+}
+
+/// The bundle's `linux.seccomp`, read without the rest of the spec.
+fn bundle_seccomp(bundle: &Path) -> Option<oci_spec::runtime::LinuxSeccomp> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        linux: Option<Linux>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Linux {
+        seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    }
+    let text = std::fs::read(bundle.join("config.json")).ok()?;
+    serde_json::from_slice::<Config>(&text).ok()?.linux?.seccomp
 }
 
 fn run(cli: &Cli) -> Result<i32> {
