@@ -8,17 +8,22 @@
 //! snapshots of the leak checks count only what carries the test's names,
 //! since other test processes may run at the same time.
 
+use nix::sys::signal::Signal;
 use noderun_core::{Container, EnvVar, Pod, PodPhase, QosClass};
 use noderun_netplug::config::HOST_VETH_PREFIX;
 use noderun_netplug::netlink::Netlink;
 use noderun_netplug::Netns;
-use noderun_runtime::agent::runner::{Exit, FailureKind, Status};
+use noderun_runtime::agent::runner::{
+    ExecIo, ExecOutput, Exit, FailureKind, Status, EXEC_OUTPUT_LIMIT,
+};
 use noderun_runtime::agent::sandbox::{self, nsfs::SharedNs};
 use noderun_runtime::agent::{AgentError, PodHost, Runner, RunnerError};
 use noderun_runtime::cgroups::{self, Layout};
 use noderun_runtime::snapshot::Kind;
 use noderun_testkit::{privileged, unique_name_long, Cleanup, HostSnapshot, NetnsGuard, TempDir};
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -639,4 +644,256 @@ fn the_runner_survives_a_failing_create_and_goes_with_its_handle() {
         !Path::new(&format!("/proc/{runner_pid}")).exists(),
         "the runner is gone and reaped"
     );
+}
+
+/// A tokio runtime for the runner's async exec API (tests are sync).
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Run `args` in the container through the captured form.
+fn capture(
+    node: &Node,
+    uid: &str,
+    container: &str,
+    args: &[&str],
+    timeout: Duration,
+    limit: usize,
+) -> Result<ExecOutput, AgentError> {
+    let args = args.iter().map(|a| a.to_string()).collect();
+    tokio_rt().block_on(node.host.exec_capture(uid, container, args, timeout, limit))
+}
+
+/// Run `script` in the container through the captured form.
+fn exec_sh(node: &Node, uid: &str, container: &str, script: &str) -> ExecOutput {
+    let args = ["sh", "-c", script];
+    capture(node, uid, container, &args, WAIT, EXEC_OUTPUT_LIMIT).unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn exec_runs_inside_the_container_as_its_process() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    let mut c = container("main", "echo started; exec sleep 3600");
+    c.env = vec![EnvVar {
+        name: "MODE".into(),
+        value: "from-spec".into(),
+    }];
+    c.working_dir = "/tmp".into();
+    let p = pod("exec-target", &uid, vec![c]);
+    node.host.start_pod(&p).unwrap();
+    node.wait_status(&p, "it runs", |s| s.phase == PodPhase::Running);
+
+    let out = exec_sh(&node, &uid, "main", "hostname");
+    assert_eq!(out.exit, Some(Exit::Code(0)), "{out:?}");
+    assert_eq!(text(&out.stdout), "exec-target\n");
+
+    // Its namespaces are the init's (net and uts the pod's pins; pid and
+    // mount the container's own), its env, cwd and no_new_privs the
+    // container's process', and it is not pid 1.
+    let out = exec_sh(
+        &node,
+        &uid,
+        "main",
+        "echo net=$(readlink /proc/self/ns/net) uts=$(readlink /proc/self/ns/uts); \
+         echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ') me=$$ mode=$MODE cwd=$(pwd); \
+         grep -E 'NoNewPrivs|CapEff|CapBnd|Seccomp:' /proc/self/status | tr '\\n' ' '; echo; \
+         grep -E 'NoNewPrivs|CapEff|CapBnd|Seccomp:' /proc/1/status | tr '\\n' ' '; echo; \
+         echo to-stderr >&2; exit 7",
+    );
+    assert_eq!(out.exit, Some(Exit::Code(7)), "{out:?}");
+    let stdout = text(&out.stdout);
+    let paths = node.host.paths(&uid).unwrap();
+    let net = ns_inode(paths.sandbox.ns(SharedNs::Net));
+    let uts = ns_inode(paths.sandbox.ns(SharedNs::Uts));
+    assert!(
+        stdout.contains(&format!("net=net:[{net}] uts=uts:[{uts}]")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pid1=sleep 3600 "), "{stdout}");
+    assert!(!stdout.contains(" me=1 "), "{stdout}");
+    assert!(stdout.contains("mode=from-spec cwd=/tmp"), "{stdout}");
+    // Capabilities, no_new_privs and seccomp mode as the init has them.
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[2].contains("NoNewPrivs:\t1"), "{stdout}");
+    assert_eq!(lines[2], lines[3], "exec'd process vs the init");
+    assert_eq!(text(&out.stderr), "to-stderr\n");
+    assert!(!out.truncated && !out.timed_out);
+
+    // Its cgroup is the container's.
+    let rt = tokio_rt();
+    let runner = node.host.runner().clone();
+    let (read, write) = std::io::pipe().unwrap();
+    let io = ExecIo::Stdio {
+        stdin: OwnedFd::from(std::fs::File::open("/dev/null").unwrap()),
+        stdout: OwnedFd::from(write.try_clone().unwrap()),
+        stderr: OwnedFd::from(write),
+    };
+    let command = node
+        .host
+        .exec_command(&uid, "main", vec!["sleep".into(), "30".into()], vec![])
+        .unwrap();
+    let process = rt.block_on(runner.exec_async(command, io)).unwrap();
+    let init = node
+        .host
+        .runner()
+        .state(&paths.runtime_root, &paths.container_id("main"))
+        .unwrap()
+        .pid;
+    let init_cgroup = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
+    let exec_cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", process.pid())).unwrap();
+    assert_eq!(exec_cgroup, init_cgroup);
+    process.signal(Signal::SIGTERM).unwrap();
+    assert_eq!(
+        rt.block_on(process.wait()).unwrap(),
+        Some(Exit::Signal(Signal::SIGTERM as i32))
+    );
+    drop(read);
+
+    // The runner's next container gets a pid namespace of its own: the
+    // exec did not leave the runner in the first container's.
+    let uid2 = unique_name_long("uid");
+    let _guard2 = node.guard(&uid2);
+    let p2 = pod("after-exec", &uid2, vec![container("c", "echo pid=$$")]);
+    node.host.start_pod(&p2).unwrap();
+    node.wait_status(&p2, "it completes", |s| s.phase == PodPhase::Succeeded);
+    assert_eq!(node.log(&p2, "c"), "pid=1\n");
+}
+
+#[test]
+fn exec_streams_stdin_and_a_pty_and_reports_the_exit() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    let p = pod(
+        "exec-stream",
+        &uid,
+        vec![container("main", "exec sleep 3600")],
+    );
+    node.host.start_pod(&p).unwrap();
+    node.wait_status(&p, "it runs", |s| s.phase == PodPhase::Running);
+    let rt = tokio_rt();
+
+    // stdin piped through `cat`, which ends at end of file.
+    let (stdin_read, mut stdin_write) = std::io::pipe().unwrap();
+    let (mut out_read, out_write) = std::io::pipe().unwrap();
+    let io = ExecIo::Stdio {
+        stdin: OwnedFd::from(stdin_read),
+        stdout: OwnedFd::from(out_write.try_clone().unwrap()),
+        stderr: OwnedFd::from(out_write),
+    };
+    let process = rt
+        .block_on(
+            node.host
+                .exec_streaming(&uid, "main", vec!["cat".into()], io),
+        )
+        .unwrap();
+    stdin_write.write_all(b"line one\nline two\n").unwrap();
+    drop(stdin_write);
+    let mut echoed = String::new();
+    out_read.read_to_string(&mut echoed).unwrap();
+    assert_eq!(echoed, "line one\nline two\n");
+    assert_eq!(rt.block_on(process.wait()).unwrap(), Some(Exit::Code(0)));
+
+    // A pty: the process's stdio is a terminal of the container's devpts,
+    // whose size the caller sets.
+    let mut process = rt
+        .block_on(node.host.exec_streaming(
+            &uid,
+            "main",
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "read go; tty; stty size; exit 5".into(),
+            ],
+            ExecIo::Tty,
+        ))
+        .unwrap();
+    process.resize(40, 100).unwrap();
+    let mut pty = std::fs::File::from(process.take_pty().unwrap());
+    pty.write_all(b"go\n").unwrap();
+    let exit = rt.block_on(process.wait()).unwrap();
+    assert_eq!(exit, Some(Exit::Code(5)));
+    // Read what the terminal shows until the slave side is gone (EIO).
+    let mut shown = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while let Ok(n @ 1..) = pty.read(&mut chunk) {
+        shown.extend_from_slice(&chunk[..n]);
+    }
+    let shown = text(&shown);
+    assert!(shown.contains("/dev/pts/"), "{shown:?}");
+    assert!(shown.contains("40 100"), "{shown:?}");
+}
+
+#[test]
+fn exec_bounds_output_times_out_and_names_what_is_missing() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    let p = pod(
+        "exec-bounds",
+        &uid,
+        vec![
+            container("main", "exec sleep 3600"),
+            container("done", "exit 0"),
+        ],
+    );
+    node.host.start_pod(&p).unwrap();
+    node.wait_status(&p, "main runs, done ended", |s| {
+        s.container_statuses[0].state.running.is_some()
+            && s.container_statuses[1].state.terminated.is_some()
+    });
+    let secs = Duration::from_secs;
+
+    // Output past the bound is read and dropped.
+    let script = "yes | head -c 100000; echo tail >&2";
+    let out = capture(&node, &uid, "main", &["sh", "-c", script], secs(10), 1000).unwrap();
+    assert_eq!(out.exit, Some(Exit::Code(0)));
+    assert_eq!(out.stdout.len(), 1000);
+    assert!(out.truncated);
+    assert_eq!(text(&out.stderr), "tail\n");
+
+    // A command past its timeout is killed, and the call returns.
+    let begun = Instant::now();
+    let short = Duration::from_millis(300);
+    let out = capture(&node, &uid, "main", &["sleep", "30"], short, 1000).unwrap();
+    assert!(out.timed_out && out.exit.is_none(), "{out:?}");
+    assert!(begun.elapsed() < Duration::from_secs(5));
+
+    // Errors name the pod and container: a missing container, a stopped
+    // one, a program the image lacks. The runner serves on after each.
+    let cases = [
+        ("nope", "true", "does not exist"),
+        ("done", "true", "running"),
+        ("main", "/no/such/program", "/no/such/program"),
+    ];
+    for (container, program, says) in cases {
+        let err = capture(&node, &uid, container, &[program], secs(5), 1000)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&uid) && err.contains(container) && err.contains(says),
+            "exec in {container}: {err}"
+        );
+    }
+    let out = exec_sh(&node, &uid, "main", "echo still-serving");
+    assert_eq!(text(&out.stdout), "still-serving\n");
+    let empty = capture(&node, &uid, "main", &[], secs(5), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(empty.contains("no command"), "{empty}");
 }

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod container;
+mod exec;
 pub mod pod;
 pub mod resources;
 pub mod runner;

@@ -27,7 +27,42 @@ pub struct ExecOptions {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     /// Where to send the terminal's master when `process.terminal` is set.
-    pub console_socket: Option<PathBuf>,
+    pub console_socket: Option<ConsoleSocket>,
+}
+
+/// The console socket a terminal's master is sent over.
+#[derive(Debug, Clone)]
+pub enum ConsoleSocket {
+    /// A listening socket's path (runc's `--console-socket`), connected
+    /// before the clone.
+    Path(PathBuf),
+    /// One end of a pair the caller made (the node's runner receives the
+    /// master on the other end).
+    Connected(std::sync::Arc<std::os::unix::net::UnixStream>),
+}
+
+impl ExecOptions {
+    /// The container's own process (user, capabilities, env, cwd,
+    /// no_new_privs, rlimits) running `args` instead, with `extra_env`
+    /// (`NAME=VALUE`) over its env and a terminal when `tty`.
+    pub fn for_command(
+        c: &Container,
+        args: Vec<String>,
+        extra_env: &[String],
+        tty: bool,
+    ) -> Process {
+        let mut p = c.record.process.clone().unwrap_or_default();
+        p.set_args(Some(args));
+        p.set_terminal(Some(tty));
+        let mut env = p.env().clone().unwrap_or_default();
+        for kv in extra_env {
+            let name = kv.split_once('=').map_or(kv.as_str(), |(n, _)| n);
+            env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(name));
+            env.push(kv.clone());
+        }
+        p.set_env(Some(env));
+        p
+    }
 }
 
 /// How an exec went: the process's pid (runtime's view), and its exit when
@@ -76,9 +111,10 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
     }
 
     let console = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
-        (Some(path), true) => {
-            Some(process::console::connect(path).map_err(|e| init_error(c, e.to_string()))?)
-        }
+        (Some(ConsoleSocket::Path(path)), true) => Some(std::sync::Arc::new(
+            process::console::connect(path).map_err(|e| init_error(c, e.to_string()))?,
+        )),
+        (Some(ConsoleSocket::Connected(stream)), true) => Some(stream.clone()),
         (None, false) => None,
         (None, true) => {
             return Err(init_error(
@@ -94,46 +130,47 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
         }
     };
 
-    if let Some(ns) = &pid_ns {
-        ns.enter().map_err(|e| init_error(c, e.to_string()))?;
-    }
     // v1: the process moves itself into the cgroup (fast, see
     // cgroups::SelfJoin); v2: it is cloned into it; else we move it.
     let self_join = c.cgroup.self_join()?;
-    let clone_into = match self_join {
-        Some(_) => None,
-        None => c.cgroup.clone_into()?,
+    let setup = Setup {
+        joins: &joins,
+        enters_user,
+        console: console.as_deref(),
+        linux: &linux,
+        seccomp: seccomp.as_ref(),
+        cgroup: self_join.as_ref(),
+        trampoline,
     };
-    let (ours, theirs) = spawn::seqpacket_pair()?;
-    let channel = Channel::new(ours);
-    let mut child_end = Some(theirs);
-    let exec_child: Box<dyn FnMut() -> isize + '_> = Box::new(|| {
-        let channel = Channel::new(child_end.take().expect("clone runs the child once"));
-        let setup = Setup {
-            joins: &joins,
-            enters_user,
-            console: console.as_ref(),
-            linux: &linux,
-            seccomp: seccomp.as_ref(),
-            cgroup: self_join.as_ref(),
-            trampoline,
-        };
-        let err = child(&channel, &setup, process);
-        let _ = channel.send(&Message::Failed(err));
-        1
-    });
-    let (pid, placed) = match &clone_into {
-        Some(dir) => spawn::clone_child_into(
-            CloneFlags::empty(),
-            std::os::fd::AsFd::as_fd(dir),
-            exec_child,
-        )?,
-        None => (
-            spawn::clone_child(CloneFlags::empty(), exec_child)?,
-            self_join.is_some(),
-        ),
+    // Entering the pid namespace changes where the caller's next children
+    // go: put it back once the process is cloned, so a long-lived caller
+    // (the node's runner) creates its next container from its own.
+    let restore_pid_ns = match &pid_ns {
+        Some(ns) => {
+            let ours = NsFile::open(
+                Path::new("/proc/self/ns/pid_for_children"),
+                CloneFlags::CLONE_NEWPID,
+            )
+            .map_err(|e| init_error(c, e.to_string()))?;
+            ns.enter().map_err(|e| init_error(c, e.to_string()))?;
+            Some(ours)
+        }
+        None => None,
     };
-    drop(child_end);
+    let cloned = clone_exec_child(c, &setup, process);
+    if let Some(ours) = restore_pid_ns {
+        if let Err(e) = ours.enter() {
+            if let Ok((pid, ..)) = &cloned {
+                let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = spawn::wait_exit(*pid);
+            }
+            return Err(init_error(
+                c,
+                format!("back to the runtime's pid namespace: {e}"),
+            ));
+        }
+    }
+    let (pid, placed, channel) = cloned?;
 
     let started = (|| {
         if !placed {
@@ -169,6 +206,41 @@ pub fn exec(c: &Container, opts: &ExecOptions) -> Result<Executed, ContainerErro
         pid: pid.as_raw(),
         exit,
     })
+}
+
+/// Clone the process that becomes the exec'd one (it waits for `Go`);
+/// returns its pid, whether it is already in the cgroup, and the channel.
+fn clone_exec_child(
+    c: &Container,
+    setup: &Setup,
+    process: &Process,
+) -> Result<(nix::unistd::Pid, bool, Channel), ContainerError> {
+    let clone_into = match setup.cgroup {
+        Some(_) => None,
+        None => c.cgroup.clone_into()?,
+    };
+    let (ours, theirs) = spawn::seqpacket_pair()?;
+    let channel = Channel::new(ours);
+    let mut child_end = Some(theirs);
+    let exec_child: Box<dyn FnMut() -> isize + '_> = Box::new(|| {
+        let channel = Channel::new(child_end.take().expect("clone runs the child once"));
+        let err = child(&channel, setup, process);
+        let _ = channel.send(&Message::Failed(err));
+        1
+    });
+    let (pid, placed) = match &clone_into {
+        Some(dir) => spawn::clone_child_into(
+            CloneFlags::empty(),
+            std::os::fd::AsFd::as_fd(dir),
+            exec_child,
+        )?,
+        None => (
+            spawn::clone_child(CloneFlags::empty(), exec_child)?,
+            setup.cgroup.is_some(),
+        ),
+    };
+    drop(child_end);
+    Ok((pid, placed, channel))
 }
 
 /// The init's namespace of this type, opened, when it is not the

@@ -19,7 +19,7 @@ mod state;
 pub use bundle::Bundle;
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
-pub use exec::{exec, ExecOptions, Executed};
+pub use exec::{exec, ConsoleSocket, ExecOptions, Executed};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, resume};
 pub use resources::from_spec as resources_from_spec;

@@ -20,10 +20,12 @@
 //! [`Runner`] closes the socket and reaps it. Containers outlive it: their
 //! inits are re-parented, and their state stays under the runtime root.
 
+mod exec;
 pub mod protocol;
 mod server;
 mod sys;
 
+pub use exec::{ExecCommand, ExecIo, ExecOutput, ExecProcess, EXEC_OUTPUT_LIMIT};
 pub use protocol::{ContainerState, Exit, FailureKind, Status, Stdio};
 pub use sys::RunnerSysError;
 
@@ -283,6 +285,16 @@ impl Runner {
 
     /// One request, one answer, under the socket's lock.
     fn call(&self, request: &Request) -> Result<Response, RunnerError> {
+        self.call_with_fds(request, &[])
+            .map(|(response, _)| response)
+    }
+
+    /// One request with `fds` attached; the answer with the fds it carries.
+    fn call_with_fds(
+        &self,
+        request: &Request,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(Response, Vec<OwnedFd>), RunnerError> {
         let (pid, verb, id) = (self.pid(), request.verb(), request.id());
         let transport = |source| RunnerError::Transport {
             pid,
@@ -300,9 +312,9 @@ impl Runner {
             verb,
             id: id.into(),
         })?;
-        sys::send_packet(socket.as_fd(), &protocol::encode(request)).map_err(transport)?;
+        sys::send_packet(socket.as_fd(), &protocol::encode(request), fds).map_err(transport)?;
         let mut buf = vec![0u8; MAX_PACKET];
-        let n = sys::recv_packet(socket.as_fd(), &mut buf)
+        let (n, fds) = sys::recv_packet(socket.as_fd(), &mut buf)
             .map_err(transport)?
             .ok_or_else(|| RunnerError::Gone {
                 pid,
@@ -311,7 +323,7 @@ impl Runner {
             })?;
         match protocol::decode::<Response>(&buf[..n]) {
             Ok(Response::Failed { kind, message }) => Err(RunnerError::Failed { kind, message }),
-            Ok(response) => Ok(response),
+            Ok(response) => Ok((response, fds)),
             Err(e) => Err(RunnerError::Protocol {
                 pid,
                 verb,

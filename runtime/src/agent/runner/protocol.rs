@@ -46,6 +46,17 @@ pub enum Request {
         root: PathBuf,
         id: String,
     },
+    /// Run `args` in the running container, as its own process (user,
+    /// capabilities, env with `env` on top, cwd, no_new_privs, seccomp).
+    /// Without `tty` the packet carries the process's stdin, stdout and
+    /// stderr (SCM_RIGHTS); with it, none: the process gets a pty.
+    Exec {
+        root: PathBuf,
+        id: String,
+        args: Vec<String>,
+        env: Vec<String>,
+        tty: bool,
+    },
 }
 
 impl Request {
@@ -56,7 +67,8 @@ impl Request {
             | Request::Start { id, .. }
             | Request::Kill { id, .. }
             | Request::Delete { id, .. }
-            | Request::State { id, .. } => id,
+            | Request::State { id, .. }
+            | Request::Exec { id, .. } => id,
         }
     }
 
@@ -68,6 +80,7 @@ impl Request {
             Request::Kill { .. } => "kill",
             Request::Delete { .. } => "delete",
             Request::State { .. } => "state",
+            Request::Exec { .. } => "exec",
         }
     }
 }
@@ -117,6 +130,12 @@ pub enum Response {
     /// start, kill, delete.
     Done,
     State(ContainerState),
+    /// exec: the process runs. The packet carries a pidfd of it, the read
+    /// end of a pipe on which its [`Exit`] is written (postcard) when the
+    /// runner reaps it, and with a tty the pty's master.
+    Executing {
+        pid: i32,
+    },
     /// The verb failed; the text is the whole error chain.
     Failed {
         kind: FailureKind,
@@ -179,12 +198,20 @@ mod tests {
                 root: "/r".into(),
                 id: "a".into(),
             },
+            Request::Exec {
+                root: "/r".into(),
+                id: "a".into(),
+                args: vec!["cat".into(), "/etc/hostname".into()],
+                env: vec!["TERM=xterm".into()],
+                tty: true,
+            },
         ];
         for r in &requests {
             assert_eq!(&decode::<Request>(&encode(r)).unwrap(), r);
         }
         let responses = [
             Response::Created { pid: 42 },
+            Response::Executing { pid: 43 },
             Response::Done,
             Response::Failed {
                 kind: FailureKind::NotFound,

@@ -27,13 +27,26 @@ struct Seen {
     exit: Option<Exit>,
 }
 
+/// A process exec'd into a container, still running: its exit goes to
+/// `status` (the agent holds the pipe's read end).
+#[derive(Debug)]
+struct Execed {
+    pidfd: OwnedFd,
+    status: OwnedFd,
+}
+
 #[derive(Debug, Default)]
 struct Server {
     /// Inits still running, by pid.
     children: HashMap<i32, Child>,
     /// By init pid: start and end as seen here.
     seen: HashMap<i32, Seen>,
+    /// Exec'd processes still running, by pid.
+    execs: HashMap<i32, Execed>,
 }
+
+/// What the answer to a request carries besides the message.
+type Answer = (Response, Vec<OwnedFd>);
 
 /// Serve requests on `socket` until the agent closes it. Never returns an
 /// error: a broken socket ends the loop, every other failure is answered.
@@ -44,6 +57,7 @@ pub fn serve(socket: OwnedFd) {
         let ready = {
             let mut fds = vec![socket.as_fd()];
             fds.extend(server.children.values().map(|c| c.pidfd.as_fd()));
+            fds.extend(server.execs.values().map(|c| c.pidfd.as_fd()));
             match sys::poll_readable(&fds) {
                 Ok(r) => r,
                 Err(_) => return,
@@ -55,20 +69,48 @@ pub fn serve(socket: OwnedFd) {
         if !ready[0] {
             continue;
         }
-        let n = match sys::recv_packet(socket.as_fd(), &mut buf) {
-            Ok(Some(n)) => n,
+        let (n, fds) = match sys::recv_packet(socket.as_fd(), &mut buf) {
+            Ok(Some(packet)) => packet,
             Ok(None) | Err(_) => return,
         };
-        let response = match protocol::decode::<Request>(&buf[..n]) {
-            Ok(request) => server.handle(&request),
-            Err(e) => Response::Failed {
-                kind: FailureKind::Other,
-                message: format!("runner: undecodable request: {e}"),
-            },
+        let (response, out_fds) = match protocol::decode::<Request>(&buf[..n]) {
+            Ok(request) => server.handle(&request, fds),
+            Err(e) => (
+                Response::Failed {
+                    kind: FailureKind::Other,
+                    message: format!("runner: undecodable request: {e}"),
+                },
+                Vec::new(),
+            ),
         };
-        if sys::send_packet(socket.as_fd(), &protocol::encode(&response)).is_err() {
+        let out: Vec<_> = out_fds.iter().map(|f| f.as_fd()).collect();
+        if sys::send_packet(socket.as_fd(), &protocol::encode(&response), &out).is_err() {
             return;
         }
+    }
+}
+
+/// A runtime error as the answer to `request`.
+fn failure(verb: &str, id: &str, e: container::ContainerError) -> Response {
+    Response::Failed {
+        kind: match e {
+            container::ContainerError::NotFound(_) => FailureKind::NotFound,
+            container::ContainerError::AlreadyExists(_) => FailureKind::AlreadyExists,
+            container::ContainerError::WrongState { .. } => FailureKind::WrongState,
+            _ => FailureKind::Other,
+        },
+        message: format!("{verb} container {id}: {}", chain(&e)),
+    }
+}
+
+/// The pty master the exec'd process sent over the console pair.
+fn receive_pty(socket: &std::os::unix::net::UnixStream) -> Result<OwnedFd, String> {
+    let mut name = [0u8; 256];
+    match sys::recv_packet(socket.as_fd(), &mut name) {
+        Ok(Some((_, mut fds))) if fds.len() == 1 => Ok(fds.remove(0)),
+        Ok(Some((_, fds))) => Err(format!("expected one fd, got {}", fds.len())),
+        Ok(None) => Err("the process closed the console socket without sending it".into()),
+        Err(e) => Err(chain(&e)),
     }
 }
 
@@ -88,8 +130,22 @@ fn chain(e: &dyn Error) -> String {
 }
 
 impl Server {
-    fn handle(&mut self, request: &Request) -> Response {
+    /// Answer one request; `fds` came with it (only exec takes any: the
+    /// others' are closed).
+    fn handle(&mut self, request: &Request, fds: Vec<OwnedFd>) -> Answer {
         let result = match request {
+            Request::Exec {
+                root,
+                id,
+                args,
+                env,
+                tty,
+            } => {
+                return Container::load(root, id)
+                    .map_err(|e| Box::new(failure("exec", id, e)))
+                    .and_then(|c| self.exec(&c, args, env, *tty, fds))
+                    .unwrap_or_else(|failed| (*failed, Vec::new()))
+            }
             Request::Create {
                 root,
                 id,
@@ -111,20 +167,97 @@ impl Server {
             }
             Request::State { root, id } => Container::load(root, id).map(|c| self.state(&c)),
         };
-        result.unwrap_or_else(|e| Response::Failed {
-            kind: match e {
-                container::ContainerError::NotFound(_) => FailureKind::NotFound,
-                container::ContainerError::AlreadyExists(_) => FailureKind::AlreadyExists,
-                container::ContainerError::WrongState { .. } => FailureKind::WrongState,
-                _ => FailureKind::Other,
-            },
-            message: format!(
-                "{} container {}: {}",
-                request.verb(),
-                request.id(),
-                chain(&e)
-            ),
-        })
+        (
+            result.unwrap_or_else(|e| failure(request.verb(), request.id(), e)),
+            Vec::new(),
+        )
+    }
+
+    /// Start `args` in the container with the caller's stdio (`fds`) or a
+    /// pty; the answer carries a pidfd, the exit pipe and the pty master.
+    fn exec(
+        &mut self,
+        c: &Container,
+        args: &[String],
+        env: &[String],
+        tty: bool,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Answer, Box<Response>> {
+        let fail = |message: String| {
+            Box::new(Response::Failed {
+                kind: FailureKind::Other,
+                message: format!("exec in container {}: {message}", c.record.id),
+            })
+        };
+        let expected = if tty { 0 } else { 3 };
+        if fds.len() != expected {
+            return Err(fail(format!(
+                "expected {expected} stdio fds with the request, got {}",
+                fds.len()
+            )));
+        }
+        let console = if tty {
+            let pair = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| fail(format!("console socket pair: {e}")))?;
+            Some(pair)
+        } else {
+            None
+        };
+        let opts = container::ExecOptions {
+            process: container::ExecOptions::for_command(c, args.to_vec(), env, tty),
+            detach: true,
+            pid_file: None,
+            console_socket: console
+                .as_ref()
+                .map(|(_, theirs)| theirs.try_clone().map(std::sync::Arc::new))
+                .transpose()
+                .map_err(|e| fail(format!("dup the console socket: {e}")))?
+                .map(container::ConsoleSocket::Connected),
+        };
+        let executed = {
+            let _swap = match fds.as_slice() {
+                [i, o, e] => Some(
+                    StdioSwap::to_fds([i.as_fd(), o.as_fd(), e.as_fd()])
+                        .map_err(|e| fail(format!("exec stdio: {}", chain(&e))))?,
+                ),
+                _ => None,
+            };
+            container::exec(c, &opts)
+        };
+        drop(fds);
+        let executed = executed.map_err(|e| Box::new(failure("exec", &c.record.id, e)))?;
+        let pid = Pid::from_raw(executed.pid);
+        let started = (|| {
+            let pidfd = sys::pidfd_open(pid).map_err(|e| fail(chain(&e)))?;
+            let (status_read, status_write) = sys::pipe().map_err(|e| fail(chain(&e)))?;
+            let mut out = vec![
+                pidfd
+                    .try_clone()
+                    .map_err(|e| fail(format!("dup pidfd: {e}")))?,
+                status_read,
+            ];
+            if let Some((ours, _)) = &console {
+                out.push(receive_pty(ours).map_err(|e| fail(format!("the pty master: {e}")))?);
+            }
+            Ok((
+                Execed {
+                    pidfd,
+                    status: status_write,
+                },
+                out,
+            ))
+        })();
+        match started {
+            Ok((execed, out)) => {
+                self.execs.insert(pid.as_raw(), execed);
+                Ok((Response::Executing { pid: pid.as_raw() }, out))
+            }
+            Err(failed) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = crate::sys::spawn::wait_exit(pid);
+                Err(failed)
+            }
+        }
     }
 
     fn create(
@@ -203,11 +336,28 @@ impl Server {
         })
     }
 
-    /// Collect every watched init that has exited.
+    /// Collect every watched init and exec'd process that has exited.
     fn reap(&mut self) {
         let pids: Vec<i32> = self.children.keys().copied().collect();
         for pid in pids {
             self.reap_one(pid, false);
+        }
+        let execs: Vec<i32> = self.execs.keys().copied().collect();
+        for pid in execs {
+            match sys::try_wait(Pid::from_raw(pid)) {
+                Ok(None) => {}
+                Ok(exit) => {
+                    if let Some(execed) = self.execs.remove(&pid) {
+                        // The agent may have stopped listening: nothing to do.
+                        if let Some(exit) = exit {
+                            let _ = sys::write_all(execed.status.as_fd(), &protocol::encode(&exit));
+                        }
+                    }
+                }
+                Err(_) => {
+                    self.execs.remove(&pid);
+                }
+            }
         }
     }
 

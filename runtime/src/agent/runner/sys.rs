@@ -122,11 +122,23 @@ pub fn try_wait(pid: Pid) -> Result<Option<super::protocol::Exit>, RunnerSysErro
     }
 }
 
-/// Send one packet.
-pub fn send_packet(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<(), RunnerSysError> {
-    use nix::sys::socket::{send, MsgFlags};
+/// The most fds one packet carries (stdin, stdout, stderr one way; a
+/// pidfd, the exit pipe and a pty master the other).
+pub const MAX_FDS: usize = 4;
+
+/// Send one packet, with `fds` attached (SCM_RIGHTS) when there are any.
+pub fn send_packet(
+    fd: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), RunnerSysError> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &rights };
+    let iov = [std::io::IoSlice::new(bytes)];
     loop {
-        return match send(fd.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+        return match sendmsg::<()>(fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
             Ok(n) if n == bytes.len() => Ok(()),
             Ok(_) => Err(RunnerSysError::Call {
                 op: "send (short packet)",
@@ -138,21 +150,112 @@ pub fn send_packet(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<(), RunnerSysErro
     }
 }
 
-/// Receive one packet into `buf`; `None` at end of file (peer closed).
-pub fn recv_packet(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Option<usize>, RunnerSysError> {
-    use nix::sys::socket::{recv, MsgFlags};
+/// Receive one packet into `buf`, with the fds attached to it (received
+/// close-on-exec); `None` at end of file (peer closed).
+pub fn recv_packet(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<Option<(usize, Vec<OwnedFd>)>, RunnerSysError> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let len = buf.len();
+    let mut iov = [std::io::IoSliceMut::new(buf)];
     loop {
-        return match recv(fd.as_raw_fd(), buf, MsgFlags::MSG_TRUNC) {
-            Ok(0) => Ok(None),
-            Ok(n) if n > buf.len() => Err(RunnerSysError::Call {
+        let msg = match recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_TRUNC | MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => msg,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(RunnerSysError::Call { op: "recv", errno }),
+        };
+        let mut fds = Vec::new();
+        for cmsg in msg.cmsgs().map_err(|errno| RunnerSysError::Call {
+            op: "recv (control message)",
+            errno,
+        })? {
+            if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                // SAFETY: the kernel installed these fds in this process
+                // for this message; nothing else owns them.
+                fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
+            }
+        }
+        if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+            return Err(RunnerSysError::Call {
+                op: "recv (more fds than a packet may carry)",
+                errno: Errno::EMSGSIZE,
+            });
+        }
+        return match msg.bytes {
+            0 if fds.is_empty() => Ok(None),
+            n if n > len => Err(RunnerSysError::Call {
                 op: "recv (packet larger than the limit)",
                 errno: Errno::EMSGSIZE,
             }),
-            Ok(n) => Ok(Some(n)),
-            Err(Errno::EINTR) => continue,
-            Err(errno) => Err(RunnerSysError::Call { op: "recv", errno }),
+            n => Ok(Some((n, fds))),
         };
     }
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), RunnerSysError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(call("pipe2"))
+}
+
+/// Write all of `bytes` to a blocking fd.
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), RunnerSysError> {
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(RunnerSysError::Call { op: "write", errno }),
+        }
+    }
+    Ok(())
+}
+
+/// Send `signal` to the process behind `pidfd` (no pid reuse possible).
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> Result<(), RunnerSysError> {
+    // SAFETY: pidfd_send_signal takes an fd, a signal number, a null
+    // siginfo and flags 0; no memory is passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(RunnerSysError::Call {
+            op: "pidfd_send_signal",
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+/// Set a terminal's window size (TIOCSWINSZ on the pty master).
+pub fn set_window_size(pty: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), RunnerSysError> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which points
+    // at a live local for the whole call.
+    let r = unsafe { libc::ioctl(pty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    if r < 0 {
+        return Err(RunnerSysError::Call {
+            op: "ioctl(TIOCSWINSZ)",
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
 }
 
 /// The process's stdio replaced by a container's while it lives: the
@@ -165,6 +268,31 @@ pub struct StdioSwap {
 }
 
 impl StdioSwap {
+    /// fds 0-2 replaced by these (an exec's pipes or the caller's own).
+    pub fn to_fds(fds: [BorrowedFd<'_>; 3]) -> Result<StdioSwap, RunnerSysError> {
+        let mut swap = StdioSwap { saved: Vec::new() };
+        for (target, file) in (0..).zip(fds) {
+            swap.replace(target, file)?;
+        }
+        Ok(swap)
+    }
+
+    /// Keep the current fd `target` and put `file` in its place.
+    fn replace(&mut self, target: RawFd, file: BorrowedFd<'_>) -> Result<(), RunnerSysError> {
+        // SAFETY: fds 0-2 are open for the life of the process; the
+        // borrow ends before the dup2 below replaces it.
+        let current = unsafe { BorrowedFd::borrow_raw(target) };
+        let saved = current
+            .try_clone_to_owned()
+            .map_err(|source| RunnerSysError::File {
+                op: "dup stdio",
+                path: format!("fd {target}").into(),
+                source,
+            })?;
+        self.saved.push((target, saved));
+        dup2(file, target)
+    }
+
     /// stdin from /dev/null, stdout and stderr appended to the files.
     pub fn to_files(stdout: &Path, stderr: &Path) -> Result<StdioSwap, RunnerSysError> {
         let null = open(Path::new("/dev/null"), false)?;
@@ -178,22 +306,7 @@ impl StdioSwap {
         } else {
             open(stderr, true)?
         };
-        let mut swap = StdioSwap { saved: Vec::new() };
-        for (target, file) in [(0, &null), (1, &out), (2, &err)] {
-            // SAFETY: fds 0-2 are open for the life of the process; the
-            // borrow ends before the dup2 below replaces it.
-            let current = unsafe { BorrowedFd::borrow_raw(target) };
-            let saved = current
-                .try_clone_to_owned()
-                .map_err(|source| RunnerSysError::File {
-                    op: "dup stdio",
-                    path: format!("fd {target}").into(),
-                    source,
-                })?;
-            swap.saved.push((target, saved));
-            dup2(file.as_fd(), target)?;
-        }
-        Ok(swap)
+        StdioSwap::to_fds([null.as_fd(), out.as_fd(), err.as_fd()])
     }
 }
 
@@ -230,4 +343,18 @@ fn open(path: &Path, append: bool) -> Result<File, RunnerSysError> {
         path: path.into(),
         source,
     })
+}
+
+/// /dev/null for reading and writing, close-on-exec.
+pub fn open_null() -> Result<OwnedFd, RunnerSysError> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map(OwnedFd::from)
+        .map_err(|source| RunnerSysError::File {
+            op: "open",
+            path: "/dev/null".into(),
+            source,
+        })
 }

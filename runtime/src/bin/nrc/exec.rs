@@ -3,7 +3,7 @@
 
 use crate::args::ExecArgs;
 use anyhow::{bail, Context, Result};
-use noderun_runtime::container::{self, Container, ExecOptions};
+use noderun_runtime::container::{self, ConsoleSocket, Container, ExecOptions};
 use oci_spec::runtime::{Capability, Process, User};
 use std::str::FromStr;
 
@@ -24,7 +24,7 @@ pub fn run(c: &Container, a: &ExecArgs) -> Result<i32> {
         process,
         detach: a.detach,
         pid_file: a.pid_file.clone(),
-        console_socket: a.console_socket.clone(),
+        console_socket: a.console_socket.clone().map(ConsoleSocket::Path),
     };
     let done = container::exec(c, &opts).with_context(|| format!("exec in {}", a.id))?;
     Ok(done.exit.map_or(0, |e| e.shell_code()))
@@ -34,18 +34,10 @@ fn from_flags(c: &Container, a: &ExecArgs) -> Result<Process> {
     if a.command.is_empty() {
         bail!("nothing to run: give a COMMAND after the container id, or --process FILE");
     }
-    let mut p = c.record.process.clone().unwrap_or_default();
-    p.set_args(Some(a.command.clone()));
-    p.set_terminal(Some(a.tty));
-    let mut env = p.env().clone().unwrap_or_default();
-    for kv in &a.env {
-        let Some((name, _)) = kv.split_once('=') else {
-            bail!("--env {kv:?}: expected NAME=VALUE");
-        };
-        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(name));
-        env.push(kv.clone());
+    if let Some(kv) = a.env.iter().find(|kv| !kv.contains('=')) {
+        bail!("--env {kv:?}: expected NAME=VALUE");
     }
-    p.set_env(Some(env));
+    let mut p = ExecOptions::for_command(c, a.command.clone(), &a.env, a.tty);
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }
