@@ -171,15 +171,23 @@ pub fn enable_forwarding(node: &NetnsGuard) {
 /// The text of `network`'s IPAM state file (`state-<boot id>.json`) under
 /// `root`, or "" before the first allocation.
 pub fn ipam_state_text(root: &std::path::Path, network: &str) -> String {
+    // The newest of the two slots (`state-<boot>.a`/`.b`, each starting
+    // `nrs1 <generation> `).
     let Ok(entries) = std::fs::read_dir(root.join(network)) else {
         return String::new();
     };
     entries
         .flatten()
-        .find(|e| {
+        .filter(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("state-") && name.ends_with(".json")
+            name.starts_with("state-") && (name.ends_with(".a") || name.ends_with(".b"))
         })
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .max_by_key(|text| {
+            text.split(' ')
+                .nth(1)
+                .and_then(|g| g.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
         .unwrap_or_default()
 }
