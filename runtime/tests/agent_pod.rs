@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 #[path = "common/pod_host.rs"]
 mod pod_host;
 
-use pod_host::{pod_host, IMAGE};
+use pod_host::{pod_host, IMAGE, LOG_ROTATION};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -107,6 +107,18 @@ impl Node {
 
     fn log(&self, pod: &Pod, container: &str) -> String {
         std::fs::read_to_string(self.host.log_file(pod, container).unwrap()).unwrap_or_default()
+    }
+
+    /// The log of a container that has ended, once its logger (the only
+    /// process holding the file) has written the rest of the pipe.
+    fn final_log(&self, pod: &Pod, container: &str) -> String {
+        let file = self.host.log_file(pod, container).unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !holders_of(&file).is_empty() {
+            assert!(Instant::now() < deadline, "{file:?} stays open");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.log(pod, container)
     }
 
     /// The links the node's namespace keeps between pods: loopback and
@@ -296,7 +308,7 @@ fn two_containers_share_hostname_and_network_and_report_exits() {
     let paths = node.host.paths(&uid).unwrap();
     let inode = |kind| ns_inode(paths.sandbox.ns(kind));
     for name in ["server", "client"] {
-        let log = node.log(&p, name);
+        let log = node.final_log(&p, name);
         assert!(log.contains("host=web-1 pid=1 "), "{name}: {log}");
         assert!(
             log.contains(&format!("net=net:[{}]", inode(SharedNs::Net))),
@@ -311,13 +323,13 @@ fn two_containers_share_hostname_and_network_and_report_exits() {
             "{log}"
         );
     }
-    let server_log = node.log(&p, "server");
+    let server_log = node.final_log(&p, "server");
     assert!(server_log.contains("mode=listen"), "{server_log}");
     assert!(
         server_log.contains("hello-from-client\nserver-done"),
         "the client reached the server over the pod's loopback: {server_log}"
     );
-    let client_log = node.log(&p, "client");
+    let client_log = node.final_log(&p, "client");
     assert!(client_log.contains("mode=\n"), "env is per container");
     // Nothing blocked or ignored is inherited from the agent (Rust ignores
     // SIGPIPE in its own processes).
@@ -767,7 +779,7 @@ fn exec_runs_inside_the_container_as_its_process() {
     let p2 = pod("after-exec", &uid2, vec![container("c", "echo pid=$$")]);
     node.host.start_pod(&p2).unwrap();
     node.wait_status(&p2, "it completes", |s| s.phase == PodPhase::Succeeded);
-    assert_eq!(node.log(&p2, "c"), "pid=1\n");
+    assert_eq!(node.final_log(&p2, "c"), "pid=1\n");
 }
 
 #[test]
@@ -896,4 +908,79 @@ fn exec_bounds_output_times_out_and_names_what_is_missing() {
         .unwrap_err()
         .to_string();
     assert!(empty.contains("no command"), "{empty}");
+}
+
+/// Processes with a file under `dir` open (loggers, containers).
+fn holders_of(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for proc in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(fds) = std::fs::read_dir(proc.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t.starts_with(dir)) {
+                let comm = std::fs::read_to_string(proc.path().join("comm")).unwrap_or_default();
+                out.push(format!(
+                    "{} {}",
+                    proc.file_name().to_string_lossy(),
+                    comm.trim()
+                ));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn container_logs_rotate_by_size_without_losing_lines() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let uid = uid();
+    let mut guard = Some(node.guard(&uid));
+    // ~69 KB of numbered lines from stdout and stderr, several times the
+    // rotation size, as fast as the shell writes them.
+    let script = "i=0; while [ $i -lt 3000 ]; do echo \"line $i to-out\"; \
+                  echo \"line $((i+1)) to-err\" >&2; i=$((i+2)); done";
+    let p = pod("chatty", &uid, vec![container("chatty", script)]);
+    node.host.start_pod(&p).unwrap();
+    node.wait_status(&p, "it completes", |s| s.phase == PodPhase::Succeeded);
+    let logs = node.host.container_logs(&p, "chatty").unwrap();
+    assert_eq!(logs.instances().unwrap(), vec![0]);
+
+    // The logger writes what is left in the pipe after the exit.
+    node.final_log(&p, "chatty");
+    let kept = String::from_utf8(logs.read(0).unwrap()).unwrap();
+    let files = logs.files(0);
+    assert_eq!(files.len(), LOG_ROTATION.max_files as usize, "{files:?}");
+    for f in &files {
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!(len <= LOG_ROTATION.max_size, "{f:?}: {len} bytes");
+    }
+    // Every kept line is whole and the numbers run on without a gap up to
+    // the last one written.
+    let numbers: Vec<u32> = kept
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(*numbers.last().unwrap(), 2999, "{kept:.200}");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "a line was lost"
+    );
+    assert!(numbers.len() > 1500, "{} lines kept", numbers.len());
+
+    // Its logger is gone with the container; teardown leaves no process
+    // holding anything of the node's.
+    drop(guard.take());
+    let deadline = Instant::now() + WAIT;
+    while !holders_of(node.dir.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still open: {:?}",
+            holders_of(node.dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -74,13 +74,54 @@ async fn create_pod_runs_with_an_ip() {
     assert!(ping.status.success(), "{ping:?}");
 }
 
-/// The text of pod `name`'s container `container` log on the node.
+/// The text of pod `name`'s container `container` log on the node: the
+/// instances it keeps (`<n>.log`, the last two) in order (nothing here
+/// writes enough to be rotated).
 fn pod_log(cluster: &Cluster, pod: &Pod, container: &str) -> String {
-    let dir = cluster.log_dir().join(format!(
-        "{}_{}_{}",
-        pod.metadata.namespace, pod.metadata.name, pod.metadata.uid
-    ));
-    std::fs::read_to_string(dir.join(container).join("0.log")).unwrap_or_default()
+    let dir = cluster
+        .log_dir()
+        .join(format!(
+            "{}_{}_{}",
+            pod.metadata.namespace, pod.metadata.name, pod.metadata.uid
+        ))
+        .join(container);
+    let mut instances: Vec<u32> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    instances.sort_unstable();
+    instances
+        .iter()
+        .map(|n| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default())
+        .collect()
+}
+
+/// The container's log once `needle` shows in it `count` times (a
+/// container's output reaches the file through its logger, a moment
+/// after the container wrote it); the log as it is after [`START`].
+async fn wait_log(
+    cluster: &Cluster,
+    pod: &Pod,
+    container: &str,
+    needle: &str,
+    count: usize,
+) -> String {
+    let deadline = std::time::Instant::now() + START;
+    loop {
+        let log = pod_log(cluster, pod, container);
+        if log.matches(needle).count() >= count || std::time::Instant::now() > deadline {
+            return log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -121,7 +162,8 @@ async fn two_pods_talk_over_tcp() {
         .clone()
         .unwrap();
     assert_eq!((t.exit_code, t.reason.as_str()), (0, "Completed"));
-    assert!(pod_log(&cluster, &done, "c").contains("hello-from-server"));
+    let log = wait_log(&cluster, &done, "c", "hello-from-server", 1).await;
+    assert!(log.contains("hello-from-server"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,12 +220,10 @@ async fn a_crashing_container_restarts_with_back_off() {
         gap >= Duration::from_secs(9),
         "second restart after {gap:?}, not ~10 s"
     );
-    assert!(
-        pod_log(&cluster, &first, "crasher")
-            .matches("crashing")
-            .count()
-            >= 2
-    );
+    // The log keeps the last two instances, the one restarted now and the
+    // one before (whose line may still be on its way through its logger).
+    let log = wait_log(&cluster, &first, "crasher", "crashing", 2).await;
+    assert_eq!(log.matches("crashing").count(), 2, "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -636,8 +676,10 @@ async fn init_containers_run_in_order_before_the_app() {
         pod.status
     );
     assert!(pod.status.init_container_statuses.iter().all(|s| s.ready));
-    assert!(pod_log(&cluster, &pod, "first").contains("first-ran"));
-    assert!(pod_log(&cluster, &pod, "second").contains("second-ran"));
+    for (name, ran) in [("first", "first-ran"), ("second", "second-ran")] {
+        let log = wait_log(&cluster, &pod, name, ran, 1).await;
+        assert!(log.contains(ran), "{name}: {log}");
+    }
     let table = cluster.ctl_ok(&["get", "pods"]);
     assert!(table.contains("Running"), "{table}");
 
@@ -698,7 +740,8 @@ async fn a_failing_init_container_fails_or_restarts_the_pod() {
     assert!(restarting.status.container_statuses[0]
         .container_id
         .is_empty());
-    assert!(pod_log(&cluster, &restarting, "setup").contains("failing"));
+    let log = wait_log(&cluster, &restarting, "setup", "failing", 1).await;
+    assert!(log.contains("failing"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -722,14 +765,7 @@ async fn a_restarted_container_gets_a_fresh_rootfs() {
         .await;
     // The second instance has run when its exit is seen (or it is backing
     // off after it).
-    let deadline = std::time::Instant::now() + START;
-    let log = loop {
-        let log = pod_log(&cluster, &pod, "c");
-        if log.matches("-rootfs").count() >= 2 || std::time::Instant::now() > deadline {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let log = wait_log(&cluster, &pod, "c", "-rootfs", 2).await;
     assert_eq!(log.matches("fresh-rootfs").count(), 2, "{log}");
     assert!(!log.contains("stale-rootfs"), "{log}");
 }

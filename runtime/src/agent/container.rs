@@ -1,14 +1,16 @@
 //! One container of a pod whose sandbox is up: started from its image on
 //! a fresh writable snapshot (image layers unpacked once per image, the
 //! snapshot mounted as the bundle's rootfs, the OCI spec written beside
-//! it, create and start through the runner with stdout and stderr
-//! appended to the container's log file), and removed again (the
+//! it, create and start through the runner with stdout and stderr going
+//! to the instance's rotated log, see `super::logs`), and removed again (the
 //! runtime's container, the rootfs mount and bundle, the snapshot; the log
 //! stays). A restart is a removal and a new start, as kubelet makes a new
 //! container: what the old instance wrote in its rootfs is gone. Init
 //! containers start this way one at a time, then the app containers.
 
+use super::logs::ContainerLogDir;
 use super::pod::{hostname, timed, PhaseTimes};
+use super::runner::Stdio;
 use super::sandbox::{nsfs::SharedNs, Sandbox};
 use super::spec::{self, PodContext};
 use super::{AgentError, PodHost, PodPaths};
@@ -79,13 +81,51 @@ impl PodHost {
         }
     }
 
-    /// The container's log file, `<pod log dir>/<name>/0.log`.
-    pub fn log_file(&self, pod: &Pod, container: &str) -> Result<PathBuf, AgentError> {
+    /// The container's log directory, `<pod log dir>/<name>`.
+    pub fn container_logs(
+        &self,
+        pod: &Pod,
+        container: &str,
+    ) -> Result<ContainerLogDir, AgentError> {
         let paths = self.paths(&pod.metadata.uid)?;
-        Ok(paths
-            .pod_log_dir(&pod.metadata.namespace, &pod.metadata.name)
-            .join(container)
-            .join("0.log"))
+        Ok(ContainerLogDir::new(
+            paths
+                .pod_log_dir(&pod.metadata.namespace, &pod.metadata.name)
+                .join(container),
+        ))
+    }
+
+    /// The live log file of the container's first instance,
+    /// `<pod log dir>/<name>/0.log`.
+    pub fn log_file(&self, pod: &Pod, container: &str) -> Result<PathBuf, AgentError> {
+        Ok(self.container_logs(pod, container)?.live(0))
+    }
+
+    /// Where a new instance of the container writes: `<n>.log`, n one past
+    /// the newest instance that wrote (0 at first), through a logger that
+    /// rotates it. The instance before stays for `--previous`; older ones
+    /// are removed (the kubelet keeps one dead container's log).
+    fn new_instance_stdio(&self, pod: &Pod, container: &str) -> Result<Stdio, AgentError> {
+        let uid = &pod.metadata.uid;
+        let logs = self.container_logs(pod, container)?;
+        std::fs::create_dir_all(&logs.dir).map_err(Self::io(uid, "create", &logs.dir))?;
+        let log_error = |e: super::logs::LogError| AgentError::Logs {
+            uid: uid.clone(),
+            container: container.into(),
+            source: e,
+        };
+        let instance = match logs.instances().map_err(log_error)?.last() {
+            Some(newest) => newest + 1,
+            None => 0,
+        };
+        logs.prune_before(instance.saturating_sub(1))
+            .map_err(log_error)?;
+        let live = logs.live(instance);
+        Ok(Stdio {
+            stdout: live.clone(),
+            stderr: live,
+            rotation: Some(self.config().log_rotation),
+        })
     }
 
     pub(super) fn start_container(
@@ -106,13 +146,7 @@ impl PodHost {
         })?;
         tracing::debug!(phase = "rootfs", container = %c.name);
 
-        let log = self.log_file(pod, &c.name)?;
-        let log_dir = log.parent().expect("log files are in a directory");
-        std::fs::create_dir_all(log_dir).map_err(Self::io(uid, "create", log_dir))?;
-        let stdio = super::runner::Stdio {
-            stdout: log.clone(),
-            stderr: log,
-        };
+        let stdio = self.new_instance_stdio(pod, &c.name)?;
         let runner_err = |source| AgentError::Runner {
             uid: uid.clone(),
             container: c.name.clone(),

@@ -13,6 +13,8 @@
 //!   removed (init containers, restarts); [`teardown`]: stop and remove by
 //!   pod UID alone;
 //!   [`status`]: container states for the pod's status.
+//! - [`logs`]: the containers' logs, rotated by size by a logger process
+//!   per container instance.
 //!
 //! Names on the host, all derived from the pod's UID so that a crash can be
 //! cleaned without state ([`PodPaths`]):
@@ -20,7 +22,9 @@
 //! <run>/netns|ipcns|utsns/<uid>          pinned namespaces
 //! <run>/containers/<uid>_<name>/         runtime state (the runner's root)
 //! <run>/pods/<uid>/<name>/               bundle: config.json, rootfs/ (mount)
-//! <log>/<ns>_<pod>_<uid>/<name>/0.log    container stdout and stderr
+//! <log>/<ns>_<pod>_<uid>/<name>/<n>.log  container stdout and stderr of
+//!                                        its n-th instance (0, then one
+//!                                        per restart), rotated to .log.1..
 //! snapshot <uid>_<name>                  the container's writable layer
 //! cgroup <parent>/<qos>/pod<uid>/<name>  pod and container cgroups
 //! netplug container id <uid>, eth0       veth and address
@@ -28,6 +32,7 @@
 
 pub mod container;
 mod exec;
+pub mod logs;
 pub mod pod;
 pub mod resources;
 pub mod runner;
@@ -103,6 +108,13 @@ pub enum AgentError {
         #[source]
         source: Box<crate::sys::mount::MountError>,
     },
+    #[error("pod {uid}, container {container}: {source}")]
+    Logs {
+        uid: String,
+        container: String,
+        #[source]
+        source: logs::LogError,
+    },
     #[error("agent: {0}")]
     Cgroups(#[from] CgroupError),
     #[error("agent: image store: {0}")]
@@ -119,6 +131,8 @@ pub struct AgentConfig {
     /// The agent's cgroup parent, relative to the hierarchy roots
     /// (`noderun`); QoS parents and pods go below it.
     pub cgroup_parent: PathBuf,
+    /// When container logs are rotated (kubelet's 10 MiB, 5 files).
+    pub log_rotation: logs::LogRotation,
 }
 
 impl Default for AgentConfig {
@@ -127,6 +141,7 @@ impl Default for AgentConfig {
             run_dir: "/run/noderun".into(),
             log_dir: "/var/log/noderun/pods".into(),
             cgroup_parent: "noderun".into(),
+            log_rotation: logs::LogRotation::default(),
         }
     }
 }

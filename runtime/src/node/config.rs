@@ -69,6 +69,20 @@ fn flag_error(value: &str, reason: &str) -> NodeError {
     }
 }
 
+/// kubelet's containerLogMaxSize (a quantity: `10Mi`) and
+/// containerLogMaxFiles, checked.
+pub fn parse_log_rotation(
+    max_size: &str,
+    max_files: u32,
+) -> Result<crate::agent::logs::LogRotation, NodeError> {
+    let size = noderun_core::Quantity::parse(max_size)
+        .map_err(|e| flag_error(max_size, &format!("not a size such as 10Mi: {e}")))?;
+    let bytes = u64::try_from(size.value())
+        .map_err(|_| flag_error(max_size, "a log size cannot be negative"))?;
+    crate::agent::logs::LogRotation::new(bytes, max_files)
+        .map_err(|e| flag_error(&format!("{max_size}, {max_files} files"), &e.to_string()))
+}
+
 /// `/path/to.sock` or `unix:/path` (a Unix socket), or `HOST:PORT` (TLS,
 /// verified with `ca_file`).
 pub fn parse_endpoint(text: &str, ca_file: Option<PathBuf>) -> Result<Endpoint, NodeError> {
@@ -164,6 +178,22 @@ mod tests {
         let e = parse_endpoint("10.0.0.1:6443", None).unwrap_err();
         assert!(e.to_string().contains("--ca"), "{e}");
         assert!(parse_endpoint("nohost", Some("/ca".into())).is_err());
+    }
+
+    #[test]
+    fn log_rotation() {
+        let r = parse_log_rotation("10Mi", 5).unwrap();
+        assert_eq!((r.max_size, r.max_files), (10 << 20, 5));
+        assert_eq!(parse_log_rotation("2k", 2).unwrap().max_size, 2000);
+        for (size, files, says) in [
+            ("ten", 5, "not a size"),
+            ("-1Mi", 5, "negative"),
+            ("100", 5, "at least 1024"),
+            ("1Mi", 1, "at least 2"),
+        ] {
+            let e = parse_log_rotation(size, files).unwrap_err().to_string();
+            assert!(e.contains(size) && e.contains(says), "{size} {files}: {e}");
+        }
     }
 
     #[test]

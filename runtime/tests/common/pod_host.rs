@@ -5,6 +5,7 @@
 //! `cgroup_parent`.
 
 use noderun_netplug::{NetworkConfig, PodNetwork};
+use noderun_runtime::agent::logs::LogRotation;
 use noderun_runtime::agent::{AgentConfig, PodHost, Runner};
 use noderun_runtime::image::{ImageStore, PlatformSpec};
 use noderun_runtime::snapshot::{unpack_image, Snapshotter};
@@ -12,6 +13,13 @@ use std::path::{Path, PathBuf};
 
 /// The image every pod of these tests runs.
 pub const IMAGE: &str = "busybox";
+
+/// Container logs rotate at 16 KiB, 3 files kept: small, so that a test
+/// sees rotation.
+pub const LOG_ROTATION: LogRotation = LogRotation {
+    max_size: 16 * 1024,
+    max_files: 3,
+};
 
 pub fn pod_host(
     runner: Runner,
@@ -42,6 +50,7 @@ pub fn pod_host(
         run_dir: dir.join("run"),
         log_dir: dir.join("log"),
         cgroup_parent,
+        log_rotation: LOG_ROTATION,
     };
     PodHost::new(config, runner, images, snapshots, network).unwrap()
 }

@@ -364,7 +364,7 @@ impl Drop for Inner {
 /// The forked child: become the runner and never return.
 fn runner_main(socket: OwnedFd, parent: Pid) -> ! {
     sys::set_name(c"noderun-runner");
-    let alone = sys::close_fds_except(std::os::fd::AsRawFd::as_raw_fd(&socket));
+    let alone = sys::close_fds_except(&[std::os::fd::AsRawFd::as_raw_fd(&socket)]);
     let code = match sys::die_with_parent(Signal::SIGKILL, parent) {
         Ok(true) if alone.is_ok() => {
             server::serve(socket);

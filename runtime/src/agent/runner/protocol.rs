@@ -10,11 +10,14 @@ use std::path::PathBuf;
 pub const MAX_PACKET: usize = 256 * 1024;
 
 /// Where the container's init gets its stdio: stdin is /dev/null, stdout
-/// and stderr are appended to these files (created if missing).
+/// and stderr are appended to these files (created if missing). With
+/// `rotation`, both go through a pipe to a logger process that writes
+/// `stdout` (which must then be `stderr` too) and rotates it by size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stdio {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
+    pub rotation: Option<crate::agent::logs::LogRotation>,
 }
 
 /// One lifecycle verb on the container `id` under the runtime root `root`.
@@ -177,6 +180,7 @@ mod tests {
                 stdio: Some(Stdio {
                     stdout: "/var/log/x/0.log".into(),
                     stderr: "/var/log/x/0.log".into(),
+                    rotation: Some(Default::default()),
                 }),
             },
             Request::Start {

@@ -103,6 +103,25 @@ fn failure(verb: &str, id: &str, e: container::ContainerError) -> Response {
     }
 }
 
+/// Start the logger of a container instance: a detached process that
+/// copies a pipe into the rotated log at `live` (see `agent::logs`);
+/// returns the pipe's write end, the container's stdout and stderr. The
+/// log is opened here first so that a bad path fails the create.
+fn spawn_logger(
+    live: &std::path::Path,
+    rotation: crate::agent::logs::LogRotation,
+) -> Result<OwnedFd, String> {
+    use crate::agent::logs::{copy_to_log, RotatingLog};
+    use std::os::fd::AsRawFd;
+    drop(RotatingLog::open(live, rotation).map_err(|e| chain(&e))?);
+    let (read, write) = sys::pipe().map_err(|e| chain(&e))?;
+    sys::spawn_detached(c"noderun-logger", &[read.as_raw_fd()], move || {
+        copy_to_log(read, RotatingLog::open(live, rotation).ok())
+    })
+    .map_err(|e| format!("starting the logger of {}: {}", live.display(), chain(&e)))?;
+    Ok(write)
+}
+
 /// The pty master the exec'd process sent over the console pair.
 fn receive_pty(socket: &std::os::unix::net::UnixStream) -> Result<OwnedFd, String> {
     let mut name = [0u8; 256];
@@ -267,13 +286,29 @@ impl Server {
         bundle: &std::path::Path,
         stdio: Option<&protocol::Stdio>,
     ) -> Result<Response, container::ContainerError> {
+        let stdio_error = |message: String| container::ContainerError::Init {
+            id: id.into(),
+            message: format!("container stdio: {message}"),
+        };
         let swap = match stdio {
-            Some(s) => Some(StdioSwap::to_files(&s.stdout, &s.stderr).map_err(|e| {
-                container::ContainerError::Init {
-                    id: id.into(),
-                    message: format!("container stdio: {}", chain(&e)),
+            Some(s) => Some(match s.rotation {
+                None => {
+                    StdioSwap::to_files(&s.stdout, &s.stderr).map_err(|e| stdio_error(chain(&e)))?
                 }
-            })?),
+                Some(rotation) => {
+                    if s.stdout != s.stderr {
+                        return Err(stdio_error(format!(
+                            "a rotated log takes stdout and stderr in one file, not {} and {}",
+                            s.stdout.display(),
+                            s.stderr.display()
+                        )));
+                    }
+                    let pipe = spawn_logger(&s.stdout, rotation).map_err(stdio_error)?;
+                    let null = sys::open_null().map_err(|e| stdio_error(chain(&e)))?;
+                    StdioSwap::to_fds([null.as_fd(), pipe.as_fd(), pipe.as_fd()])
+                        .map_err(|e| stdio_error(chain(&e)))?
+                }
+            }),
             None => None,
         };
         let created = container::create(root, id, bundle, &CreateOptions::default());

@@ -42,16 +42,17 @@ pub fn die_with_parent(signal: Signal, expected_parent: Pid) -> Result<bool, Run
     Ok(nix::unistd::getppid() == expected_parent)
 }
 
-/// Close every fd but stdio and `keep`: the runner lives as long as the
-/// agent and must not hold a copy of whatever its parent had open (a
-/// pipe's write end, a listening socket).
-pub fn close_fds_except(keep: RawFd) -> Result<(), RunnerSysError> {
+/// Close every fd but stdio and those in `keep`: the runner lives as long
+/// as the agent and must not hold a copy of whatever its parent had open
+/// (a pipe's write end, a listening socket); a logger keeps only its pipe
+/// and file.
+pub fn close_fds_except(keep: &[RawFd]) -> Result<(), RunnerSysError> {
     let close_range = |first: RawFd, last: RawFd| {
         if first > last {
             return Ok(());
         }
         // SAFETY: close_range only closes fd numbers of this process; the
-        // runner owns nothing in that range but the fds it drops here.
+        // caller owns nothing in that range but the fds it drops here.
         let r = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0) };
         if r == 0 {
             Ok(())
@@ -62,8 +63,56 @@ pub fn close_fds_except(keep: RawFd) -> Result<(), RunnerSysError> {
             })
         }
     };
-    close_range(3, keep - 1)?;
-    close_range(keep + 1, RawFd::MAX)
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd > 2).collect();
+    keep.sort_unstable();
+    let mut first = 3;
+    for fd in keep {
+        close_range(first, fd - 1)?;
+        first = fd + 1;
+    }
+    close_range(first, RawFd::MAX)
+}
+
+/// Run `body` in a process the runner is not the parent of (a grandchild,
+/// its parent gone at once, re-parented to init), in a session of its own,
+/// stdio on /dev/null and no fd but `keep`: it outlives the runner and the
+/// agent. The runner waits only for the short-lived child.
+pub fn spawn_detached(
+    name: &std::ffi::CStr,
+    keep: &[RawFd],
+    body: impl FnOnce(),
+) -> Result<(), RunnerSysError> {
+    match fork()? {
+        ForkResult::Parent { child } => {
+            crate::sys::spawn::wait_exit(child).map_err(|_| RunnerSysError::Call {
+                op: "waitpid (logger's parent)",
+                errno: Errno::ECHILD,
+            })?;
+            Ok(())
+        }
+        ForkResult::Child => {
+            let ok = nix::unistd::setsid().is_ok()
+                && matches!(fork(), Ok(ForkResult::Child))
+                && close_fds_except(keep).is_ok()
+                && null_stdio().is_ok();
+            if ok {
+                set_name(name);
+                body();
+            }
+            // SAFETY: leave without running the runner's destructors or
+            // atexit handlers in this copy of it.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+/// fds 0-2 on /dev/null.
+fn null_stdio() -> Result<(), RunnerSysError> {
+    let null = open_null()?;
+    for target in 0..=2 {
+        dup2(null.as_fd(), target)?;
+    }
+    Ok(())
 }
 
 /// Name the process (`comm`, as ps shows it).

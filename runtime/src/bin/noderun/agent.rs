@@ -4,7 +4,9 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use noderun_runtime::agent::{AgentConfig, Runner};
-use noderun_runtime::node::config::{parse_endpoint, parse_labels, parse_taints};
+use noderun_runtime::node::config::{
+    parse_endpoint, parse_labels, parse_log_rotation, parse_taints,
+};
 use noderun_runtime::node::host::HostConfig;
 use noderun_runtime::node::{self, facts, reconcile, NodeConfig};
 use std::net::IpAddr;
@@ -36,22 +38,34 @@ pub struct HostArgs {
     /// Masquerade pod traffic leaving the pod CIDR (needs nft).
     #[arg(long)]
     masquerade: bool,
+    /// A container's log file is rotated before it passes this size
+    /// (kubelet's containerLogMaxSize).
+    #[arg(long, value_name = "SIZE", default_value = "10Mi")]
+    container_log_max_size: String,
+    /// Log files kept per container instance, the live one included
+    /// (kubelet's containerLogMaxFiles).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    container_log_max_files: u32,
 }
 
 impl HostArgs {
-    fn config(&self, state_dir: &Path) -> HostConfig {
-        HostConfig {
+    fn config(&self, state_dir: &Path) -> Result<HostConfig> {
+        Ok(HostConfig {
             state_dir: state_dir.into(),
             agent: AgentConfig {
                 run_dir: self.run_dir.clone(),
                 log_dir: self.log_dir.clone(),
                 cgroup_parent: self.cgroup_parent.clone(),
+                log_rotation: parse_log_rotation(
+                    &self.container_log_max_size,
+                    self.container_log_max_files,
+                )?,
             },
             bridge: self.bridge.clone(),
             pod_cidr: self.pod_cidr.clone(),
             host_netns: self.host_netns.clone(),
             masquerade: self.masquerade,
-        }
+        })
     }
 }
 
@@ -138,7 +152,7 @@ pub fn run_agent(state_dir: &Path, args: &AgentArgs) -> Result<()> {
     config.max_pods = args.max_pods;
     let host = args
         .host
-        .config(state_dir)
+        .config(state_dir)?
         .open(runner)
         .context("opening the node's pod host")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -178,7 +192,7 @@ pub fn run_reset(state_dir: &Path, args: &ResetArgs) -> Result<()> {
     let runner = start_runner()?;
     let host = args
         .host
-        .config(state_dir)
+        .config(state_dir)?
         .open(runner)
         .context("opening the node's pod host")?;
     let removed = reconcile::reset(&host, args.host.host_netns.as_deref())
