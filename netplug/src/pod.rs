@@ -142,6 +142,12 @@ impl PodNetwork {
         Ok(self)
     }
 
+    /// The namespace the host-side links are in, when not the caller's
+    /// (where the node reaches its pods from).
+    pub fn host_netns(&self) -> Option<&Netns> {
+        self.host_netns.as_ref()
+    }
+
     /// The network's configuration.
     pub fn config(&self) -> &NetworkConfig {
         &self.config

@@ -491,6 +491,31 @@ fn half_made_pods_tear_down_by_uid() {
         "{refused}"
     );
     assert_eq!(node.agent_leftovers(), Vec::<String>::new());
+    let mut exec_probe = pod("execprobe", &uid(), vec![container("c", "sleep 3600")]);
+    exec_probe.spec.containers[0].liveness_probe = Some(noderun_core::Probe {
+        exec: Some(noderun_core::ExecAction {
+            command: vec!["true".into()],
+        }),
+        ..noderun_core::Probe::default()
+    });
+    let refused = node.host.start_pod(&exec_probe).unwrap_err().to_string();
+    assert!(
+        refused.contains("an exec probe is not supported"),
+        "{refused}"
+    );
+    assert_eq!(node.agent_leftovers(), Vec::<String>::new());
+    // A container name the pod does not have.
+    let uid_none = uid();
+    let err = node
+        .host
+        .run_container(
+            &pod("none", &uid_none, vec![container("c", "true")]),
+            "nope",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&uid_none) && err.contains("nope"), "{err}");
+    assert_eq!(node.agent_leftovers(), Vec::<String>::new());
 
     // A start that fails at its second container undoes itself.
     let uid1 = uid();

@@ -769,3 +769,115 @@ async fn a_restarted_container_gets_a_fresh_rootfs() {
     assert_eq!(log.matches("fresh-rootfs").count(), 2, "{log}");
     assert!(!log.contains("stale-rootfs"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_and_startup_probes_gate_ready() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    // httpd answers on 8080 after 2 s; the startup probe (TCP) holds the
+    // readiness probe (HTTP GET) back until then.
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+         containers:\n  - name: web\n    image: busybox\n    \
+         command: [sh, -c, 'sleep 2; mkdir /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www']\n    \
+         ports:\n    - name: http\n      containerPort: 8080\n    \
+         startupProbe:\n      tcpSocket:\n        port: 8080\n      periodSeconds: 1\n      failureThreshold: 30\n    \
+         readinessProbe:\n      httpGet:\n        path: /index.html\n        port: http\n      periodSeconds: 1\n",
+    );
+    // A path that answers 404 never makes its container ready.
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: missing\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+         containers:\n  - name: web\n    image: busybox\n    \
+         command: [sh, -c, 'mkdir /www; exec httpd -f -p 8080 -h /www']\n    \
+         readinessProbe:\n      httpGet:\n        path: /nope\n        port: 8080\n      periodSeconds: 1\n",
+    );
+    let client = cluster.client().await;
+    let ready = |p: &Pod| {
+        p.status
+            .condition(PodConditionType::Ready)
+            .is_some_and(|c| c.status == ConditionStatus::True)
+    };
+    let starting = cluster
+        .wait_pod(&client, "web", START, "running, not started", |p| {
+            p.status.phase == PodPhase::Running
+        })
+        .await;
+    let c = &starting.status.container_statuses[0];
+    assert!(
+        !c.ready && c.started == Some(false) && !ready(&starting),
+        "{c:?}"
+    );
+    let pod = cluster
+        .wait_pod(&client, "web", START, "Ready", ready)
+        .await;
+    let c = &pod.status.container_statuses[0];
+    assert!(c.ready && c.started == Some(true), "{c:?}");
+    let containers_ready = pod
+        .status
+        .condition(PodConditionType::ContainersReady)
+        .unwrap();
+    assert_eq!(containers_ready.status, ConditionStatus::True);
+    // The probes reached the pod from the node: httpd answered them.
+    let fetched = cluster.in_node_ns(&[
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{}:8080/index.html", pod.status.pod_ip),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&fetched.stdout).trim(), "ok");
+
+    // httpd there has answered 404 a few times by now (once a second).
+    cluster
+        .wait_pod(&client, "missing", START, "Running", |p| {
+            p.status.phase == PodPhase::Running
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let missing = cluster
+        .wait_pod(&client, "missing", START, "its status", |_| true)
+        .await;
+    let c = &missing.status.container_statuses[0];
+    assert!(c.state.running.is_some() && !c.ready, "{c:?}");
+    assert!(!ready(&missing), "{:#?}", missing.status);
+    assert_eq!(c.restart_count, 0, "readiness never restarts");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    // Nothing listens on 8080: two failures in a row and the container is
+    // stopped (sleep ignores SIGTERM: SIGKILL after the 1 s grace period)
+    // and restarted by the policy (Always).
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: unhealthy\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+         containers:\n  - name: app\n    image: busybox\n    command: [sleep, '3600']\n    \
+         livenessProbe:\n      tcpSocket:\n        port: 8080\n      initialDelaySeconds: 1\n      \
+         periodSeconds: 1\n      failureThreshold: 2\n      timeoutSeconds: 1\n",
+    );
+    let client = cluster.client().await;
+    let pod = cluster
+        .wait_pod(&client, "unhealthy", START, "a restart", |p| {
+            p.status
+                .container_statuses
+                .first()
+                .is_some_and(|c| c.restart_count >= 1)
+        })
+        .await;
+    let c = &pod.status.container_statuses[0];
+    let last = c
+        .last_state
+        .terminated
+        .as_ref()
+        .expect("the killed instance");
+    assert_eq!(last.exit_code, 137, "{last:?}");
+    assert!(
+        cluster.noderun_log().contains("probe failed its threshold"),
+        "{}",
+        cluster.noderun_log()
+    );
+}

@@ -57,6 +57,31 @@ impl PodHost {
         started.map(|()| times)
     }
 
+    /// Send `signal` to the init of container `name` of pod `uid` (a
+    /// liveness probe's kill); a container that is gone or stopped
+    /// already is left alone.
+    pub fn signal_container(
+        &self,
+        uid: &str,
+        name: &str,
+        signal: nix::sys::signal::Signal,
+    ) -> Result<(), AgentError> {
+        let paths = self.paths(uid)?;
+        let id = paths.container_id(name);
+        match self.runner.kill(&paths.runtime_root, &id, signal, false) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(source) => match self.runner.state(&paths.runtime_root, &id) {
+                Ok(s) if s.status == super::runner::Status::Stopped => Ok(()),
+                _ => Err(AgentError::Runner {
+                    uid: uid.into(),
+                    container: name.into(),
+                    source: Box::new(source),
+                }),
+            },
+        }
+    }
+
     /// Remove container `name` of the pod: the runtime's container (killed
     /// if it runs), its rootfs mount and bundle, its writable snapshot.
     /// Removing a container that is not there succeeds.

@@ -115,6 +115,13 @@ pub enum AgentError {
         #[source]
         source: logs::LogError,
     },
+    #[error("a socket in the node's network namespace: {source}")]
+    NodeSocket {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("agent: {0}")]
+    NodeNetns(#[from] noderun_netplug::netns::NetnsError),
     #[error("agent: {0}")]
     Cgroups(#[from] CgroupError),
     #[error("agent: image store: {0}")]
@@ -288,6 +295,24 @@ impl PodHost {
     /// The cgroup layout the agent detected.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// A TCP socket (not connected) in the node's network namespace: the
+    /// one the pod network's host side is in, else the agent's own. Pod
+    /// IPs are reached from there, as kubelet's probes reach them.
+    pub fn node_tcp_socket(&self, ipv6: bool) -> Result<tokio::net::TcpSocket, AgentError> {
+        let make = || {
+            if ipv6 {
+                tokio::net::TcpSocket::new_v6()
+            } else {
+                tokio::net::TcpSocket::new_v4()
+            }
+        };
+        let made = match self.network.host_netns() {
+            Some(ns) => ns.enter(make)?,
+            None => make(),
+        };
+        made.map_err(|source| AgentError::NodeSocket { source })
     }
 
     fn io(uid: &str, op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> AgentError {

@@ -13,8 +13,9 @@
 //!   heartbeat.
 //! - [`dispatch`]: list + watch of the pods bound here, one worker each.
 //! - [`worker`]: one pod's life on the node; [`init`]: init containers
-//!   in order; [`restart`]: restart decisions and back-off; [`status`]:
-//!   the pod status it reports.
+//!   in order; [`probe`]: startup, liveness and readiness probes;
+//!   [`restart`]: restart decisions and back-off; [`status`]: the pod
+//!   status it reports.
 //! - [`reconcile`]: what is on the host against what is bound here, at
 //!   every start, and [`reconcile::reset`] for taking a node down.
 //!
@@ -29,6 +30,7 @@ pub mod facts;
 pub mod host;
 pub mod init;
 pub mod lease;
+pub mod probe;
 pub mod reconcile;
 pub mod registration;
 pub mod restart;

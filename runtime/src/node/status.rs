@@ -23,6 +23,18 @@ pub struct ContainerHistory {
     pub waiting: Option<ContainerStateWaiting>,
     /// The container is terminated and will be started again.
     pub will_restart: bool,
+    /// What the probes of the running instance say (`None`: it has
+    /// none, or is not running).
+    pub probed: Option<Probed>,
+}
+
+/// A running container's probe results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probed {
+    /// The startup probe succeeded (or there is none).
+    pub started: bool,
+    /// Started, and the readiness probe passes (or there is none).
+    pub ready: bool,
 }
 
 /// Everything a status is made of.
@@ -164,6 +176,10 @@ fn with_history(
         };
         status.ready = false;
         status.started = Some(false);
+    }
+    if let Some(p) = h.probed.filter(|_| status.state.running.is_some()) {
+        status.ready = status.ready && p.ready;
+        status.started = Some(p.started);
     }
     status.restart_count = h.restart_count;
     status.last_state = h.last_state.clone();
@@ -465,6 +481,7 @@ mod tests {
                 message: "back-off 40s".into(),
             }),
             will_restart: true,
+            probed: None,
         };
         let history = BTreeMap::from([("c".to_string(), backing_off)]);
         let s = report_of(&pod, vec![exited(1)], &history);
@@ -555,5 +572,41 @@ mod tests {
         let s = status(&pod, vec![named("i1", exited(0))], vec![waiting("c")]);
         assert_eq!(s.phase, PodPhase::Pending);
         assert_eq!(initialized(&s).status, ConditionStatus::True);
+    }
+
+    #[test]
+    fn probes_decide_ready_and_started() {
+        let pod = Pod::default();
+        let probed = |started, ready| ContainerHistory {
+            probed: Some(Probed { started, ready }),
+            ..ContainerHistory::default()
+        };
+        let with = |h: ContainerHistory| {
+            let history = BTreeMap::from([("c".to_string(), h)]);
+            report_of(&pod, vec![running()], &history)
+        };
+        let s = with(probed(true, false));
+        assert_eq!(s.phase, PodPhase::Running);
+        assert!(!s.container_statuses[0].ready);
+        assert_eq!(s.container_statuses[0].started, Some(true));
+        for t in [PodConditionType::ContainersReady, PodConditionType::Ready] {
+            let c = s.condition(t).unwrap();
+            assert_eq!(
+                (c.status, c.reason.as_str()),
+                (ConditionStatus::False, "ContainersNotReady")
+            );
+        }
+        let s = with(probed(false, false));
+        assert_eq!(s.container_statuses[0].started, Some(false));
+        let s = with(probed(true, true));
+        assert!(s.container_statuses[0].ready);
+        assert_eq!(
+            s.condition(PodConditionType::Ready).unwrap().status,
+            ConditionStatus::True
+        );
+        // Probe results never make a stopped container ready.
+        let history = BTreeMap::from([("c".to_string(), probed(true, true))]);
+        let s = report_of(&pod, vec![exited(1)], &history);
+        assert!(!s.container_statuses[0].ready);
     }
 }

@@ -10,6 +10,9 @@
 //!   `CreateContainerError`;
 //! - init containers run one at a time, in order, each to completion
 //!   ([`super::init`]), then the app containers start;
+//! - probes ([`super::probe`]) run on the running containers: readiness
+//!   and startup results go to the status, a failed liveness or startup
+//!   probe gets the container stopped (and the restart policy decides);
 //! - a container that exited restarts by the restart policy with
 //!   kubelet's back-off ([`super::restart`]) as a new instance on a fresh
 //!   rootfs (its log goes on);
@@ -19,6 +22,7 @@
 //! - gone from the apiserver: teardown.
 
 use super::init::{self, InitStep};
+use super::probe::pod::PodProbes;
 use super::restart::{restarts, Backoff};
 use super::status::{self, ContainerHistory, Report};
 use super::{blocking, NodeContext, NodeError};
@@ -71,6 +75,7 @@ struct Worker {
     /// from then on, and never acted on again (an adopted init container's
     /// exit code is not known to a new runner).
     init_done: Option<Vec<ContainerStatus>>,
+    probes: PodProbes,
 }
 
 /// Run pod `pod`'s worker until it is deleted and finalized, gone, or the
@@ -139,6 +144,7 @@ impl Worker {
             pod_ip: None,
             containers,
             init_done: None,
+            probes: PodProbes::default(),
         }
     }
 
@@ -156,6 +162,7 @@ impl Worker {
             .values()
             .filter_map(|t| t.restart_at)
             .chain(self.start_retry_at)
+            .chain(self.probes.next_wakeup())
             .fold(poll, Instant::min)
     }
 
@@ -170,6 +177,7 @@ impl Worker {
             if self.start_next(&observed).await || restarted {
                 observed = self.observe().await?;
             }
+            self.probe(&observed).await;
         }
         self.push_status(observed).await
     }
@@ -322,6 +330,35 @@ impl Worker {
         restarted
     }
 
+    /// Run the probes due on the running containers; their results go to
+    /// the containers' status, a failed liveness or startup probe gets
+    /// its container stopped (SIGTERM, SIGKILL after the grace period).
+    async fn probe(&mut self, observed: &PodStatus) {
+        let pod_ip = self.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let (host, grace) = (Arc::clone(self.host()), self.grace());
+        let round = self
+            .probes
+            .round(&host, &self.pod, observed, pod_ip, grace, Instant::now())
+            .await;
+        for (name, track) in &mut self.containers {
+            track.history.probed = round.results.get(name).copied();
+        }
+        for (name, probed) in round.results {
+            self.containers.entry(name).or_default().history.probed = Some(probed);
+        }
+        for (name, signal) in round.signals {
+            let uid = self.uid().to_string();
+            let doing = format!("signalling container {name} of pod {uid}");
+            let sent = blocking(self.host(), doing, move |h| {
+                h.signal_container(&uid, &name, signal)
+            })
+            .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "stopping a container its probe failed");
+            }
+        }
+    }
+
     /// Start the containers whose turn it is and that were never made:
     /// the next init container, or once all completed, the app
     /// containers. True when one was started.
@@ -367,6 +404,7 @@ impl Worker {
             h.run_container(&pod, &container)
         })
         .await;
+        self.probes.forget(&name);
         let track = self.containers.entry(name.clone()).or_default();
         match result {
             Ok(_) => {
