@@ -491,16 +491,18 @@ fn half_made_pods_tear_down_by_uid() {
         "{refused}"
     );
     assert_eq!(node.agent_leftovers(), Vec::<String>::new());
-    let mut exec_probe = pod("execprobe", &uid(), vec![container("c", "sleep 3600")]);
-    exec_probe.spec.containers[0].liveness_probe = Some(noderun_core::Probe {
-        exec: Some(noderun_core::ExecAction {
-            command: vec!["true".into()],
+    let mut https_probe = pod("httpsprobe", &uid(), vec![container("c", "sleep 3600")]);
+    https_probe.spec.containers[0].liveness_probe = Some(noderun_core::Probe {
+        http_get: Some(noderun_core::HttpGetAction {
+            port: noderun_core::PortRef::Number(443),
+            scheme: noderun_core::UriScheme::Https,
+            ..Default::default()
         }),
         ..noderun_core::Probe::default()
     });
-    let refused = node.host.start_pod(&exec_probe).unwrap_err().to_string();
+    let refused = node.host.start_pod(&https_probe).unwrap_err().to_string();
     assert!(
-        refused.contains("an exec probe is not supported"),
+        refused.contains("an httpGet probe with scheme HTTPS is not supported"),
         "{refused}"
     );
     assert_eq!(node.agent_leftovers(), Vec::<String>::new());

@@ -881,3 +881,50 @@ async fn a_failing_liveness_probe_restarts_the_container() {
         cluster.noderun_log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_probes_run_in_the_container() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    // Healthy (and ready) while /tmp/healthy exists; 3 s after the start
+    // it is removed: readiness drops, liveness kills the container, and
+    // the new instance is healthy again.
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: exec\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+         containers:\n  - name: app\n    image: busybox\n    \
+         command: [sh, -c, 'touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 3600']\n    \
+         readinessProbe:\n      exec:\n        command: [test, -e, /tmp/healthy]\n      periodSeconds: 1\n    \
+         livenessProbe:\n      exec:\n        command: [cat, /tmp/healthy]\n      initialDelaySeconds: 1\n      \
+         periodSeconds: 1\n      failureThreshold: 2\n",
+    );
+    let client = cluster.client().await;
+    cluster
+        .wait_pod(&client, "exec", START, "Ready", running)
+        .await;
+    let pod = cluster
+        .wait_pod(&client, "exec", START, "a restart", |p| {
+            p.status
+                .container_statuses
+                .first()
+                .is_some_and(|c| c.restart_count >= 1)
+        })
+        .await;
+    let last = pod.status.container_statuses[0]
+        .last_state
+        .terminated
+        .clone()
+        .expect("the killed instance");
+    assert_eq!(last.exit_code, 137, "{last:?}");
+    let log = cluster.noderun_log();
+    assert!(
+        log.contains("No such file or directory") && log.contains("exit code 1"),
+        "the failed probe's output is logged: {log}"
+    );
+    // The new instance has the file again: Ready again.
+    cluster
+        .wait_pod(&client, "exec", START, "Ready again", |p| {
+            running(p) && p.status.container_statuses[0].restart_count >= 1
+        })
+        .await;
+}

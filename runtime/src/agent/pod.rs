@@ -83,9 +83,6 @@ fn unsupported_probe(pod: &Pod) -> Option<&'static str> {
             .flatten()
     });
     for p in probes {
-        if p.exec.is_some() {
-            return Some("an exec probe");
-        }
         if p.http_get
             .as_ref()
             .is_some_and(|h| h.scheme == noderun_core::UriScheme::Https)

@@ -1,11 +1,12 @@
-//! The checks a probe makes, from the node to the pod as kubelet makes
-//! them: a TCP connect, or an HTTP/1.1 GET whose status 200–399 passes,
-//! to the pod IP (or the handler's `host`) on the handler's port (a
-//! number, or the name of one of the container's ports). The socket is
-//! made in the node's network namespace
-//! ([`PodHost::node_tcp_socket`]); each check is bounded by the probe's
-//! timeout.
+//! The checks a probe makes, as kubelet makes them: from the node to the
+//! pod, a TCP connect or an HTTP/1.1 GET whose status 200–399 passes, to
+//! the pod IP (or the handler's `host`) on the handler's port (a number,
+//! or the name of one of the container's ports), from a socket made in
+//! the node's network namespace ([`PodHost::node_tcp_socket`]); or a
+//! command run inside the container through the runner's exec, which
+//! passes when it exits 0. Each check is bounded by the probe's timeout.
 
+use crate::agent::runner::{Exit, EXEC_OUTPUT_LIMIT};
 use crate::agent::{AgentError, PodHost};
 use noderun_core::{Container, PortRef, Probe};
 use std::net::{IpAddr, SocketAddr};
@@ -22,8 +23,20 @@ pub enum ProbeError {
     PortName { container: String, port: String },
     #[error("probe port {port} is not a TCP port number")]
     PortNumber { port: i32 },
-    #[error("the probe has no TCP or HTTP GET handler")]
+    #[error("the probe has no handler")]
     NoHandler,
+    #[error("exec {command:?}: {source}")]
+    Exec {
+        command: Vec<String>,
+        #[source]
+        source: Box<AgentError>,
+    },
+    #[error("exec {command:?}: {outcome}{output}")]
+    Command {
+        command: Vec<String>,
+        outcome: String,
+        output: String,
+    },
     #[error("the pod has no IP yet")]
     NoPodIp,
     #[error("{addr}: {source}")]
@@ -55,13 +68,37 @@ pub enum ProbeError {
 /// A check, resolved against the container and the pod IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
-    Tcp { addr: SocketAddr },
-    HttpGet { addr: SocketAddr, path: String },
+    Tcp {
+        addr: SocketAddr,
+    },
+    HttpGet {
+        addr: SocketAddr,
+        path: String,
+    },
+    /// `command` in container `container` of pod `uid`.
+    Exec {
+        uid: String,
+        container: String,
+        command: Vec<String>,
+    },
 }
 
 impl Check {
-    /// The check `probe` of container `c` makes on a pod with IP `pod_ip`.
-    pub fn of(probe: &Probe, c: &Container, pod_ip: Option<IpAddr>) -> Result<Check, ProbeError> {
+    /// The check `probe` of container `c` of pod `uid` makes, the pod's
+    /// IP being `pod_ip`.
+    pub fn of(
+        probe: &Probe,
+        uid: &str,
+        c: &Container,
+        pod_ip: Option<IpAddr>,
+    ) -> Result<Check, ProbeError> {
+        if let Some(exec) = &probe.exec {
+            return Ok(Check::Exec {
+                uid: uid.into(),
+                container: c.name.clone(),
+                command: exec.command.clone(),
+            });
+        }
         let (host, port) = if let Some(h) = &probe.http_get {
             (&h.host, &h.port)
         } else if let Some(t) = &probe.tcp_socket {
@@ -105,6 +142,7 @@ impl Check {
         match self {
             Check::Tcp { addr } => format!("TCP {addr}"),
             Check::HttpGet { addr, path } => format!("HTTP GET {}", url(addr, path)),
+            Check::Exec { command, .. } => format!("exec {command:?}"),
         }
     }
 
@@ -114,6 +152,11 @@ impl Check {
             match self {
                 Check::Tcp { addr } => connect(&host, *addr).await.map(drop),
                 Check::HttpGet { addr, path } => http_get(&host, *addr, path).await,
+                Check::Exec {
+                    uid,
+                    container,
+                    command,
+                } => exec(&host, uid, container, command, timeout).await,
             }
         };
         tokio::time::timeout(timeout, work)
@@ -149,6 +192,49 @@ async fn connect(host: &PodHost, addr: SocketAddr) -> Result<tokio::net::TcpStre
         .connect(addr)
         .await
         .map_err(|source| ProbeError::Connect { addr, source })
+}
+
+/// Run `command` in the container; it passes when it exits 0 within
+/// `timeout` (the runner kills it then).
+async fn exec(
+    host: &PodHost,
+    uid: &str,
+    container: &str,
+    command: &[String],
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let out = host
+        .exec_capture(uid, container, command.to_vec(), timeout, EXEC_OUTPUT_LIMIT)
+        .await
+        .map_err(|source| ProbeError::Exec {
+            command: command.to_vec(),
+            source: Box::new(source),
+        })?;
+    let outcome = match (out.timed_out, out.exit) {
+        (false, Some(Exit::Code(0))) => return Ok(()),
+        (true, _) => format!("killed after the {timeout:?} timeout"),
+        (false, Some(exit)) => format!("exit code {}", exit.shell_code()),
+        (false, None) => "the runner ended before the command".into(),
+    };
+    Err(ProbeError::Command {
+        command: command.to_vec(),
+        outcome,
+        output: command_output(&out.stdout, &out.stderr),
+    })
+}
+
+/// What a failed command said, for the log: `: <output>`, cut short.
+fn command_output(stdout: &[u8], stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stdout) + String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(": {}", &text[..end])
 }
 
 /// The request kubelet's prober sends, closed after the answer.
@@ -263,7 +349,7 @@ mod tests {
             ..Probe::default()
         };
         assert_eq!(
-            Check::of(&http, &c, pod_ip).unwrap(),
+            Check::of(&http, "u1", &c, pod_ip).unwrap(),
             Check::HttpGet {
                 addr: "10.88.0.7:8080".parse().unwrap(),
                 path: "/healthz".into()
@@ -277,16 +363,35 @@ mod tests {
             ..Probe::default()
         };
         assert_eq!(
-            Check::of(&tcp("127.0.0.1", PortRef::Number(22)), &c, pod_ip).unwrap(),
+            Check::of(&tcp("127.0.0.1", PortRef::Number(22)), "u1", &c, pod_ip).unwrap(),
             Check::Tcp {
                 addr: "127.0.0.1:22".parse().unwrap()
             }
         );
-        let err = |p: &Probe, ip| Check::of(p, &c, ip).unwrap_err().to_string();
+        let err = |p: &Probe, ip| Check::of(p, "u1", &c, ip).unwrap_err().to_string();
         assert!(err(&tcp("", PortRef::Name("grpc".into())), pod_ip).contains("grpc"));
         assert!(err(&tcp("example.com", PortRef::Number(80)), pod_ip).contains("example.com"));
         assert!(err(&tcp("", PortRef::Number(70000)), pod_ip).contains("70000"));
         assert!(err(&tcp("", PortRef::Number(80)), None).contains("no IP"));
-        assert!(err(&Probe::default(), pod_ip).contains("no TCP or HTTP GET"));
+        assert!(err(&Probe::default(), pod_ip).contains("no handler"));
+        let exec = Probe {
+            exec: Some(noderun_core::ExecAction {
+                command: vec!["cat".into(), "/tmp/healthy".into()],
+            }),
+            ..Probe::default()
+        };
+        assert_eq!(
+            Check::of(&exec, "u1", &c, None).unwrap(),
+            Check::Exec {
+                uid: "u1".into(),
+                container: "web".into(),
+                command: vec!["cat".into(), "/tmp/healthy".into()]
+            }
+        );
+        assert_eq!(command_output(b"", b"  "), "");
+        assert_eq!(
+            command_output(b"cat: ", b"/tmp/healthy: No such file\n"),
+            ": cat: /tmp/healthy: No such file"
+        );
     }
 }

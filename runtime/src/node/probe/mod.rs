@@ -10,8 +10,9 @@
 //! changes only after `successThreshold` successes or `failureThreshold`
 //! failures in a row. Before any result a container is not ready, is live
 //! and, with a startup probe, not started. This module is the pure state;
-//! [`handler`] makes the TCP and HTTP GET checks from the node to the pod
-//! IP, [`pod`] runs a pod's probes for its worker.
+//! [`handler`] makes the checks (TCP and HTTP GET from the node to the
+//! pod IP, exec in the container), [`pod`] runs a pod's probes for its
+//! worker.
 
 pub mod handler;
 pub mod pod;

@@ -116,7 +116,7 @@ impl PodProbes {
                 };
                 let timeout = prober.probes.state(kind).map(|s| s.timing.timeout);
                 let timeout = timeout.unwrap_or(Duration::from_secs(1));
-                let check = Check::of(probe, c, pod_ip);
+                let check = Check::of(probe, uid, c, pod_ip);
                 let (host, name) = (Arc::clone(host), c.name.clone());
                 checks.spawn(async move {
                     let result = match check {
