@@ -327,15 +327,21 @@ fn assert_no_trace(cluster: &Cluster, uid: &str) {
     for dir in [cluster.run_dir(), cluster.state_dir(), cluster.log_dir()] {
         assert_eq!(paths_naming(&dir, uid), Vec::<std::path::PathBuf>::new());
     }
-    let ipam = paths_naming(&cluster.run_dir().join("netplug"), "state");
-    for file in ipam {
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        assert!(
-            !text.contains(uid),
-            "{} still names {uid}: {text}",
-            file.display()
-        );
-    }
+    // The IPAM state as the store reads it (its other slot keeps the
+    // state before the last write).
+    let subnet = cluster.pod_cidr.parse().expect("the pod CIDR");
+    let network = noderun_netplug::NetworkConfig::new("pods", cluster.bridge.clone(), subnet);
+    let store = noderun_netplug::IpamStore::open(
+        &cluster.run_dir().join("netplug"),
+        &network.name,
+        network.range().unwrap(),
+    )
+    .unwrap();
+    let state = store.state().unwrap();
+    assert!(
+        state.allocations.values().all(|o| o.container_id != uid),
+        "IPAM still names {uid}: {state:?}"
+    );
     let mounts = noderun_testkit::mount_points_under(cluster.dir.path()).unwrap();
     assert_eq!(mounts, Vec::<std::path::PathBuf>::new());
     for dir in noderun_tests::cluster::cgroup_dirs(&cluster.cgroup_parent) {
