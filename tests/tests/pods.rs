@@ -934,3 +934,59 @@ async fn exec_probes_run_in_the_container() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_get_the_pods_hosts_hostname_and_resolv_conf() {
+    if !privileged() {
+        return;
+    }
+    // The node's resolv.conf names a loopback resolver (useless inside
+    // the pod's network namespace) and a real one.
+    let dir = noderun_testkit::TempDir::new("nr-resolv").unwrap();
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "search example.test\nnameserver 127.0.0.53\nnameserver 192.0.2.53\noptions ndots:2\n",
+    )
+    .unwrap();
+    let cluster = Cluster::start_with(&["--resolv-conf", resolv.to_str().unwrap()]);
+    // One container adds a line to /etc/hosts; the other sees it: the file
+    // is the pod's, not the container's.
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: etc\nspec:\n  hostname: custom-host\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: show\n    image: busybox\n    \
+         command: [sh, -c, 'cat /etc/hosts /etc/hostname /etc/resolv.conf; echo 192.0.2.99 shared-entry >> /etc/hosts; sleep 3600']\n  \
+         - name: reader\n    image: busybox\n    \
+         command: [sh, -c, 'until grep -q shared-entry /etc/hosts; do sleep 0.1; done; echo saw-shared; sleep 3600']\n",
+    );
+    let client = cluster.client().await;
+    let pod = cluster
+        .wait_pod(&client, "etc", START, "Running", running)
+        .await;
+    let log = wait_log(&cluster, &pod, "show", "options ndots:2", 1).await;
+    let ip = &pod.status.pod_ip;
+    for want in [
+        "127.0.0.1\tlocalhost\n",
+        "::1\tlocalhost ip6-localhost ip6-loopback\n",
+        &format!("{ip}\tcustom-host\n"),
+        "\ncustom-host\n",
+        "search example.test\nnameserver 192.0.2.53\noptions ndots:2\n",
+    ] {
+        assert!(log.contains(want), "{want:?} not in {log}");
+    }
+    assert!(!log.contains("127.0.0.53"), "{log}");
+    let read = wait_log(&cluster, &pod, "reader", "saw-shared", 1).await;
+    assert!(read.contains("saw-shared"), "{read}");
+    // The files live in the pod's state dir, and go with the pod.
+    let etc = cluster
+        .run_dir()
+        .join("pods")
+        .join(&pod.metadata.uid)
+        .join("_etc");
+    let hosts = std::fs::read_to_string(etc.join("hosts")).unwrap();
+    assert!(hosts.contains("shared-entry"), "{hosts}");
+    let uid = pod.metadata.uid.clone();
+    cluster.ctl_ok(&["delete", "pod", "etc"]);
+    wait_gone(&cluster, &client, "etc").await;
+    assert_no_trace(&cluster, &uid);
+}

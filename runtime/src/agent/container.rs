@@ -167,7 +167,8 @@ impl PodHost {
         let bundle = paths.bundle(&c.name);
         let rootfs = bundle.join("rootfs");
         timed(&mut times.rootfs, || {
-            self.prepare_bundle(paths, made, hostname, c, &rootfs)
+            let etc = (!pod.spec.host_network).then(|| paths.etc_dir());
+            self.prepare_bundle(paths, made, hostname, etc.as_deref(), c, &rootfs)
         })?;
         tracing::debug!(phase = "rootfs", container = %c.name);
 
@@ -198,6 +199,7 @@ impl PodHost {
         paths: &PodPaths,
         made: &Sandbox,
         hostname: &str,
+        etc_dir: Option<&Path>,
         c: &Container,
         rootfs: &Path,
     ) -> Result<(), AgentError> {
@@ -229,6 +231,7 @@ impl PodHost {
             ipcns: made.paths.ns(SharedNs::Ipc),
             utsns: made.paths.ns(SharedNs::Uts),
             cgroup: &cgroup,
+            etc_dir,
         };
         let spec = spec::container_spec(c, &image.config, &context).map_err(|source| {
             AgentError::Spec {

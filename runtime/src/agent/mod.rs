@@ -8,7 +8,8 @@
 //!   signals and deletes containers for the multi-threaded agent.
 //! - [`sandbox`]: the pod's shared namespaces (pinned), its cgroup by QoS
 //!   class, its network attachment.
-//! - [`spec`] and [`resources`]: a pod container's OCI runtime spec.
+//! - [`spec`] and [`resources`]: a pod container's OCI runtime spec;
+//!   [`etc_files`]: the pod's /etc/hosts, hostname and resolv.conf.
 //! - [`pod`]: start; [`container`]: one container started fresh or
 //!   removed (init containers, restarts); [`teardown`]: stop and remove by
 //!   pod UID alone;
@@ -22,6 +23,7 @@
 //! <run>/netns|ipcns|utsns/<uid>          pinned namespaces
 //! <run>/containers/<uid>_<name>/         runtime state (the runner's root)
 //! <run>/pods/<uid>/<name>/               bundle: config.json, rootfs/ (mount)
+//! <run>/pods/<uid>/_etc/                 hosts, hostname, resolv.conf
 //! <log>/<ns>_<pod>_<uid>/<name>/<n>.log  container stdout and stderr of
 //!                                        its n-th instance (0, then one
 //!                                        per restart), rotated to .log.1..
@@ -31,6 +33,7 @@
 //! ```
 
 pub mod container;
+pub mod etc_files;
 mod exec;
 pub mod logs;
 pub mod pod;
@@ -140,6 +143,9 @@ pub struct AgentConfig {
     pub cgroup_parent: PathBuf,
     /// When container logs are rotated (kubelet's 10 MiB, 5 files).
     pub log_rotation: logs::LogRotation,
+    /// The node's resolv.conf, the source of the pods' (kubelet's
+    /// `--resolv-conf`; `/etc/resolv.conf`).
+    pub resolv_conf: PathBuf,
 }
 
 impl Default for AgentConfig {
@@ -149,6 +155,7 @@ impl Default for AgentConfig {
             log_dir: "/var/log/noderun/pods".into(),
             cgroup_parent: "noderun".into(),
             log_rotation: logs::LogRotation::default(),
+            resolv_conf: "/etc/resolv.conf".into(),
         }
     }
 }
@@ -190,6 +197,12 @@ impl PodPaths {
     /// The prefix every container id and snapshot key of the pod has.
     pub fn id_prefix(&self) -> String {
         format!("{}_", self.uid)
+    }
+
+    /// `<run>/pods/<uid>/_etc`: the pod's hosts, hostname and resolv.conf
+    /// ([`etc_files`]).
+    pub fn etc_dir(&self) -> PathBuf {
+        self.bundles.join(etc_files::ETC_DIR)
     }
 
     pub fn bundle(&self, name: &str) -> PathBuf {

@@ -153,6 +153,18 @@ impl PodHost {
         let attachment = timed(&mut times.network, || {
             sandbox::attach(&self.network, &paths.sandbox)
         })?;
+        if !pod.spec.host_network {
+            let etc = paths.etc_dir();
+            timed(&mut times.network, || {
+                super::etc_files::write(&etc, attachment.ip, &hostname, &self.config.resolv_conf)
+            })
+            .map_err(|(op, path, source)| AgentError::Io {
+                uid: paths.uid.clone(),
+                op,
+                path,
+                source,
+            })?;
+        }
         tracing::debug!(phase = "network", elapsed = ?times.network, ip = %attachment.ip);
         // Init containers run one at a time, each to completion, before
         // these: the daemon starts them one by one ([`PodHost::run_container`]).

@@ -16,7 +16,7 @@ use noderun_core::Container;
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxResourcesBuilder, Spec, UserBuilder,
+    LinuxNamespaceType, LinuxResourcesBuilder, MountBuilder, Spec, UserBuilder,
 };
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,9 @@ pub struct PodContext<'a> {
     pub utsns: &'a Path,
     /// The container's cgroup, relative to the hierarchy roots.
     pub cgroup: &'a Path,
+    /// The pod's managed /etc files, bind-mounted over /etc/hosts,
+    /// /etc/hostname and /etc/resolv.conf (`None`: the image's stay).
+    pub etc_dir: Option<&'a Path>,
 }
 
 /// The program and its arguments, by Kubernetes' rules.
@@ -169,6 +172,21 @@ pub fn container_spec(
         joined(LinuxNamespaceType::Ipc, pod.ipcns).map_err(build)?,
         joined(LinuxNamespaceType::Uts, pod.utsns).map_err(build)?,
     ];
+    if let Some(dir) = pod.etc_dir {
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for (name, destination) in crate::agent::etc_files::FILES {
+            mounts.push(
+                MountBuilder::default()
+                    .destination(destination)
+                    .typ("bind")
+                    .source(dir.join(name))
+                    .options(vec!["rbind".to_string()])
+                    .build()
+                    .map_err(build)?,
+            );
+        }
+        spec.set_mounts(Some(mounts));
+    }
     let mut linux = spec.linux().clone().unwrap_or_default();
     linux
         .set_namespaces(Some(namespaces))
@@ -295,6 +313,7 @@ mod tests {
             ipcns: Path::new("/run/noderun/ipcns/u1"),
             utsns: Path::new("/run/noderun/utsns/u1"),
             cgroup: Path::new("noderun/burstable/podu1/web"),
+            etc_dir: Some(Path::new("/run/noderun/pods/u1/_etc")),
         };
         let spec = container_spec(&c, &img, &pod).unwrap();
         let linux = spec.linux().as_ref().unwrap();
@@ -314,5 +333,17 @@ mod tests {
         let process = spec.process().as_ref().unwrap();
         assert_eq!(process.cwd(), Path::new("/srv"));
         assert!(linux.masked_paths().as_ref().is_some_and(|m| !m.is_empty()));
+        let mounts = spec.mounts().as_ref().unwrap();
+        let hosts = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/etc/hosts"))
+            .expect("/etc/hosts mounted");
+        assert_eq!(
+            hosts.source().as_deref(),
+            Some(Path::new("/run/noderun/pods/u1/_etc/hosts"))
+        );
+        for file in ["/etc/hostname", "/etc/resolv.conf"] {
+            assert!(mounts.iter().any(|m| m.destination() == Path::new(file)));
+        }
     }
 }

@@ -51,6 +51,7 @@ pub fn pod_host(
         log_dir: dir.join("log"),
         cgroup_parent,
         log_rotation: LOG_ROTATION,
+        ..AgentConfig::default()
     };
     PodHost::new(config, runner, images, snapshots, network).unwrap()
 }

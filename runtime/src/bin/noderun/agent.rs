@@ -46,6 +46,12 @@ pub struct HostArgs {
     /// (kubelet's containerLogMaxFiles).
     #[arg(long, value_name = "N", default_value_t = 5)]
     container_log_max_files: u32,
+    /// The resolv.conf pods get theirs from, without its loopback
+    /// nameservers (kubelet's --resolv-conf; on a host with a local
+    /// resolver, point it at the upstream file, such as
+    /// /run/systemd/resolve/resolv.conf).
+    #[arg(long, value_name = "PATH", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 impl HostArgs {
@@ -60,6 +66,7 @@ impl HostArgs {
                     &self.container_log_max_size,
                     self.container_log_max_files,
                 )?,
+                resolv_conf: self.resolv_conf.clone(),
             },
             bridge: self.bridge.clone(),
             pod_cidr: self.pod_cidr.clone(),
