@@ -904,6 +904,13 @@ async fn exec_probes_run_in_the_container() {
          livenessProbe:\n      exec:\n        command: [cat, /tmp/healthy]\n      initialDelaySeconds: 1\n      \
          periodSeconds: 1\n      failureThreshold: 2\n",
     );
+    // A probe command that outlives its timeout is killed, and fails.
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: slow\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+         containers:\n  - name: app\n    image: busybox\n    command: [sleep, '3600']\n    \
+         readinessProbe:\n      exec:\n        command: [sleep, '987']\n      periodSeconds: 1\n      \
+         timeoutSeconds: 1\n",
+    );
     let client = cluster.client().await;
     cluster
         .wait_pod(&client, "exec", START, "Ready", running)
@@ -933,6 +940,29 @@ async fn exec_probes_run_in_the_container() {
             running(p) && p.status.container_statuses[0].restart_count >= 1
         })
         .await;
+
+    let slow = cluster
+        .wait_pod(&client, "slow", START, "Running", |p| {
+            p.status.phase == PodPhase::Running
+        })
+        .await;
+    assert!(!slow.status.container_statuses[0].ready);
+    assert!(
+        cluster
+            .noderun_log()
+            .contains("killed after the 1s timeout"),
+        "{}",
+        cluster.noderun_log()
+    );
+    // One probe command at a time at most: each is killed at its timeout.
+    let sleeps = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\0987\0"))
+            .count()
+    };
+    assert!(sleeps() <= 1, "{} probe commands left running", sleeps());
 }
 
 #[tokio::test(flavor = "multi_thread")]

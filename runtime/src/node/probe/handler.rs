@@ -148,15 +148,22 @@ impl Check {
 
     /// Make the check from the node; `Ok` when it passes.
     pub async fn run(&self, host: Arc<PodHost>, timeout: Duration) -> Result<(), ProbeError> {
+        let (addr, path) = match self {
+            // Not cut short from here: the runner's exec kills the command
+            // at the timeout, and dropping it earlier would leave the
+            // command running.
+            Check::Exec {
+                uid,
+                container,
+                command,
+            } => return exec(&host, uid, container, command, timeout).await,
+            Check::Tcp { addr } => (*addr, None),
+            Check::HttpGet { addr, path } => (*addr, Some(path)),
+        };
         let work = async {
-            match self {
-                Check::Tcp { addr } => connect(&host, *addr).await.map(drop),
-                Check::HttpGet { addr, path } => http_get(&host, *addr, path).await,
-                Check::Exec {
-                    uid,
-                    container,
-                    command,
-                } => exec(&host, uid, container, command, timeout).await,
+            match path {
+                None => connect(&host, addr).await.map(drop),
+                Some(path) => http_get(&host, addr, path).await,
             }
         };
         tokio::time::timeout(timeout, work)
