@@ -61,6 +61,9 @@ pub struct Cluster {
     pub node_ns: Option<NetnsGuard>,
     /// Extra flags for `noderun agent`.
     agent_args: Vec<String>,
+    /// The controlplane's TLS listener, when the node talks to it over
+    /// TLS (as on another host) rather than the Unix socket.
+    tls: Option<std::net::SocketAddr>,
     /// Removes the cgroup parent if `noderun reset` could not.
     cgroups: Option<Cleanup>,
     pub dir: TempDir,
@@ -75,6 +78,23 @@ impl Cluster {
 
     /// [`Cluster::start`] with extra `noderun agent` flags.
     pub fn start_with(agent_args: &[&str]) -> Cluster {
+        Cluster::start_inner(agent_args, None)
+    }
+
+    /// [`Cluster::start`] with the node connecting over TLS, as a node on
+    /// another host would: the controlplane also listens on a loopback
+    /// port with its own CA and server certificate, and `noderun agent`
+    /// is given that address and the CA (not the Unix socket).
+    pub fn start_tls() -> Cluster {
+        // A free port: bound, read, released (the controlplane binds it
+        // next; a collision only fails this test).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port");
+        Cluster::start_inner(&[], Some(port))
+    }
+
+    fn start_inner(agent_args: &[&str], tls: Option<std::net::SocketAddr>) -> Cluster {
         let dir = TempDir::new("nr-e2e").expect("temp dir");
         let node = unique_name_long("e2e-node");
         let cgroup_parent = unique_name_long("noderun-e2e");
@@ -92,6 +112,7 @@ impl Cluster {
             cgroup_parent,
             node_ns: Some(NetnsGuard::new("nr-e2e").expect("node namespace")),
             agent_args: agent_args.iter().map(|a| a.to_string()).collect(),
+            tls,
             cgroups: Some(cgroups),
             dir,
         };
@@ -153,6 +174,11 @@ impl Cluster {
             .arg(&data)
             .arg("--socket")
             .arg(self.socket())
+            .args(
+                self.tls
+                    .iter()
+                    .flat_map(|a| ["--listen".to_string(), a.to_string()]),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -194,10 +220,15 @@ impl Cluster {
             .open(self.dir.join("noderun.log"))
             .unwrap();
         let mut cmd = Command::new(binary("noderun"));
-        cmd.arg("agent")
-            .arg("--control-plane")
-            .arg(self.socket())
-            .arg("--token")
+        cmd.arg("agent").arg("--control-plane");
+        match self.tls {
+            Some(addr) => cmd
+                .arg(addr.to_string())
+                .arg("--ca")
+                .arg(self.data_dir().join("pki/ca.crt")),
+            None => cmd.arg(self.socket()),
+        };
+        cmd.arg("--token")
             .arg(self.dir.join("node.token"))
             .arg("--node-name")
             .arg(&self.node)

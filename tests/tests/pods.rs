@@ -4,7 +4,7 @@
 //! test runs its own cluster (see `noderun_tests::cluster`), so they run
 //! side by side.
 
-use noderun_core::{ConditionStatus, Pod, PodConditionType, PodPhase};
+use noderun_core::{ConditionStatus, Kind, Object, Pod, PodConditionType, PodPhase};
 use noderun_testkit::privileged;
 use noderun_tests::cluster::Cluster;
 use std::time::Duration;
@@ -72,6 +72,33 @@ async fn create_pod_runs_with_an_ip() {
     // The pod answers on its IP from the node's side.
     let ping = cluster.in_node_ns(&["busybox", "ping", "-c", "1", "-W", "2", &pod.status.pod_ip]);
     assert!(ping.status.success(), "{ping:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_connected_over_tls_runs_pods() {
+    if !privileged() {
+        return;
+    }
+    // The agent gets only the controlplane's TLS address and the cluster
+    // CA, as a node on another host: registration, lease, pod watch and
+    // status all go over TLS.
+    let cluster = Cluster::start_tls();
+    cluster.ctl_ok(&[
+        "create", "pod", "over-tls", "--image", "busybox", "--", "sleep", "3600",
+    ]);
+    let client = cluster.client().await;
+    let pod = cluster
+        .wait_pod(&client, "over-tls", START, "Running", running)
+        .await;
+    assert!(!pod.status.pod_ip.is_empty(), "{:?}", pod.status);
+    let node = client
+        .get(Kind::Node, "", &cluster.node)
+        .await
+        .expect("the node registered over TLS");
+    let Object::Node(node) = node else {
+        panic!("not a node: {node:?}")
+    };
+    assert!(node.is_ready(), "{:?}", node.status.conditions);
 }
 
 /// The text of pod `name`'s container `container` log on the node: the
