@@ -491,21 +491,6 @@ fn half_made_pods_tear_down_by_uid() {
         "{refused}"
     );
     assert_eq!(node.agent_leftovers(), Vec::<String>::new());
-    let mut https_probe = pod("httpsprobe", &uid(), vec![container("c", "sleep 3600")]);
-    https_probe.spec.containers[0].liveness_probe = Some(noderun_core::Probe {
-        http_get: Some(noderun_core::HttpGetAction {
-            port: noderun_core::PortRef::Number(443),
-            scheme: noderun_core::UriScheme::Https,
-            ..Default::default()
-        }),
-        ..noderun_core::Probe::default()
-    });
-    let refused = node.host.start_pod(&https_probe).unwrap_err().to_string();
-    assert!(
-        refused.contains("an httpGet probe with scheme HTTPS is not supported"),
-        "{refused}"
-    );
-    assert_eq!(node.agent_leftovers(), Vec::<String>::new());
     // A container name the pod does not have.
     let uid_none = uid();
     let err = node

@@ -74,25 +74,6 @@ pub fn hostname(pod: &Pod) -> String {
     name[..end].to_string()
 }
 
-/// A probe this agent cannot run (refused at start rather than failing
-/// the container later).
-fn unsupported_probe(pod: &Pod) -> Option<&'static str> {
-    let probes = pod.spec.containers.iter().flat_map(|c| {
-        [&c.startup_probe, &c.liveness_probe, &c.readiness_probe]
-            .into_iter()
-            .flatten()
-    });
-    for p in probes {
-        if p.http_get
-            .as_ref()
-            .is_some_and(|h| h.scheme == noderun_core::UriScheme::Https)
-        {
-            return Some("an httpGet probe with scheme HTTPS");
-        }
-    }
-    None
-}
-
 pub(super) fn timed<T>(slot: &mut Duration, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let out = f();
@@ -121,9 +102,6 @@ impl PodHost {
         }
         if pod.spec.containers.is_empty() {
             return Err(unsupported("a pod without containers"));
-        }
-        if let Some(what) = unsupported_probe(pod) {
-            return Err(unsupported(what));
         }
         let span = tracing::info_span!("pod_start", pod = %uid, name = %pod.metadata.name);
         let _enter = span.enter();

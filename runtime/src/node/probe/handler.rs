@@ -1,18 +1,18 @@
 //! The checks a probe makes, as kubelet makes them: from the node to the
-//! pod, a TCP connect or an HTTP/1.1 GET whose status 200–399 passes, to
+//! pod, a TCP connect or an HTTP(S) GET ([`super::http`]) to
 //! the pod IP (or the handler's `host`) on the handler's port (a number,
 //! or the name of one of the container's ports), from a socket made in
 //! the node's network namespace ([`PodHost::node_tcp_socket`]); or a
 //! command run inside the container through the runner's exec, which
 //! passes when it exits 0. Each check is bounded by the probe's timeout.
 
+use super::http;
 use crate::agent::runner::{Exit, EXEC_OUTPUT_LIMIT};
 use crate::agent::{AgentError, PodHost};
-use noderun_core::{Container, PortRef, Probe};
+use noderun_core::{Container, PortRef, Probe, UriScheme};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Why a check did not pass, naming where it went.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,7 @@ pub enum Check {
     HttpGet {
         addr: SocketAddr,
         path: String,
+        https: bool,
     },
     /// `command` in container `container` of pod `uid`.
     Exec {
@@ -132,7 +133,8 @@ impl Check {
         Ok(match &probe.http_get {
             Some(h) => Check::HttpGet {
                 addr,
-                path: request_path(&h.path),
+                path: http::request_path(&h.path),
+                https: h.scheme == UriScheme::Https,
             },
             None => Check::Tcp { addr },
         })
@@ -141,7 +143,9 @@ impl Check {
     fn describe(&self) -> String {
         match self {
             Check::Tcp { addr } => format!("TCP {addr}"),
-            Check::HttpGet { addr, path } => format!("HTTP GET {}", url(addr, path)),
+            Check::HttpGet { addr, path, https } => {
+                format!("HTTP GET {}", http::url(addr, path, *https))
+            }
             Check::Exec { command, .. } => format!("exec {command:?}"),
         }
     }
@@ -158,12 +162,13 @@ impl Check {
                 command,
             } => return exec(&host, uid, container, command, timeout).await,
             Check::Tcp { addr } => (*addr, None),
-            Check::HttpGet { addr, path } => (*addr, Some(path)),
+            Check::HttpGet { addr, path, https } => (*addr, Some((path, *https))),
         };
         let work = async {
+            let stream = connect(&host, addr).await?;
             match path {
-                None => connect(&host, addr).await.map(drop),
-                Some(path) => http_get(&host, addr, path).await,
+                None => Ok(()),
+                Some((path, https)) => http::get(stream, addr, path, https).await,
             }
         };
         tokio::time::timeout(timeout, work)
@@ -172,19 +177,6 @@ impl Check {
                 what: self.describe(),
                 after: timeout,
             })?
-    }
-}
-
-fn url(addr: &SocketAddr, path: &str) -> String {
-    format!("http://{addr}{path}")
-}
-
-/// The path as sent: `/` when empty, with a leading `/`.
-fn request_path(path: &str) -> String {
-    if path.starts_with('/') {
-        path.into()
-    } else {
-        format!("/{path}")
     }
 }
 
@@ -244,96 +236,10 @@ fn command_output(stdout: &[u8], stderr: &[u8]) -> String {
     format!(": {}", &text[..end])
 }
 
-/// The request kubelet's prober sends, closed after the answer.
-fn request(addr: &SocketAddr, path: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: noderun-probe/1.0\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )
-}
-
-/// The status code of a response that starts with `head`, once its status
-/// line is complete (`None` while it is not); an error when it is not
-/// HTTP/1.x.
-fn status_code(head: &[u8]) -> Option<Result<u16, ()>> {
-    let end = head.windows(2).position(|w| w == b"\r\n")?;
-    let line = std::str::from_utf8(&head[..end]).map_err(drop);
-    let code = line.and_then(|line| {
-        let mut parts = line.split(' ');
-        let version = parts.next().unwrap_or("");
-        let code = parts.next().unwrap_or("");
-        if !version.starts_with("HTTP/1.") || code.len() != 3 {
-            return Err(());
-        }
-        code.parse::<u16>().map_err(drop)
-    });
-    Some(code)
-}
-
-/// The most of a response read to find its status line.
-const MAX_HEAD: usize = 4096;
-
-async fn http_get(host: &PodHost, addr: SocketAddr, path: &str) -> Result<(), ProbeError> {
-    let url = url(&addr, path);
-    let io_err = |source| ProbeError::Http {
-        url: url.clone(),
-        source,
-    };
-    let mut stream = connect(host, addr).await?;
-    stream
-        .write_all(request(&addr, path).as_bytes())
-        .await
-        .map_err(io_err)?;
-    let mut head = Vec::with_capacity(256);
-    let mut buf = [0u8; 512];
-    let code = loop {
-        if let Some(code) = status_code(&head) {
-            break code;
-        }
-        let n = stream.read(&mut buf).await.map_err(io_err)?;
-        if n == 0 || head.len() >= MAX_HEAD {
-            break Err(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    };
-    let bad = || ProbeError::BadResponse {
-        url: url.clone(),
-        head: String::from_utf8_lossy(&head[..head.len().min(80)]).into_owned(),
-    };
-    let status = code.map_err(|()| bad())?;
-    if (200..400).contains(&status) {
-        Ok(())
-    } else {
-        Err(ProbeError::Status { url, status })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use noderun_core::{ContainerPort, HttpGetAction, TcpSocketAction};
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(status_code(b"HTTP/1.1 200 OK\r\n"), Some(Ok(200)));
-        assert_eq!(
-            status_code(b"HTTP/1.0 302 Found\r\nLocation: /x"),
-            Some(Ok(302))
-        );
-        assert_eq!(status_code(b"HTTP/1.1 404 Not Found\r\n"), Some(Ok(404)));
-        assert_eq!(status_code(b"HTTP/1.1 200"), None, "line not complete");
-        assert_eq!(status_code(b"SSH-2.0-x\r\n"), Some(Err(())));
-        assert_eq!(status_code(b"HTTP/1.1 2000 x\r\n"), Some(Err(())));
-    }
-
-    #[test]
-    fn the_request_names_the_target_and_closes() {
-        let addr: SocketAddr = "10.1.2.3:8080".parse().unwrap();
-        let r = request(&addr, "/healthz");
-        assert!(r.starts_with("GET /healthz HTTP/1.1\r\nHost: 10.1.2.3:8080\r\n"));
-        assert!(r.contains("Connection: close\r\n") && r.ends_with("\r\n\r\n"));
-        assert_eq!(request_path(""), "/");
-        assert_eq!(request_path("ready"), "/ready");
-    }
 
     #[test]
     fn checks_resolve_ports_and_hosts() {
@@ -359,7 +265,8 @@ mod tests {
             Check::of(&http, "u1", &c, pod_ip).unwrap(),
             Check::HttpGet {
                 addr: "10.88.0.7:8080".parse().unwrap(),
-                path: "/healthz".into()
+                path: "/healthz".into(),
+                https: false,
             }
         );
         let tcp = |host: &str, port: PortRef| Probe {

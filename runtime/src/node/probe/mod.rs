@@ -15,6 +15,7 @@
 //! worker.
 
 pub mod handler;
+pub mod http;
 pub mod pod;
 
 use noderun_core::{Container, Probe};
