@@ -1047,3 +1047,58 @@ async fn containers_get_the_pods_hosts_hostname_and_resolv_conf() {
     wait_gone(&cluster, &client, "etc").await;
     assert_no_trace(&cluster, &uid);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_node_keeps_completed_init_containers_and_reruns_unfinished_ones() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    let manifest = |name: &str, init: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+             initContainers:\n  - name: setup\n    image: busybox\n    command: [sh, -c, '{init}']\n  \
+             containers:\n  - name: app\n    image: busybox\n    command: [sleep, '3600']\n"
+        )
+    };
+    cluster.apply(&manifest("done", "echo set-up"));
+    cluster.apply(&manifest("midway", "sleep 3600"));
+    let client = cluster.client().await;
+    let done = cluster
+        .wait_pod(&client, "done", START, "Running", running)
+        .await;
+    let midway = cluster
+        .wait_pod(&client, "midway", START, "init running", |p| {
+            init_state(p, 0).running.is_some()
+        })
+        .await;
+    cluster.kill_noderun();
+    cluster.start_noderun();
+
+    // The initialized pod is adopted as it was: its init container stays
+    // Completed (a new runner does not know its exit code) and nothing
+    // restarts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = cluster
+        .wait_pod(&client, "done", START, "Running", running)
+        .await;
+    assert_eq!(
+        after.status.init_container_statuses, done.status.init_container_statuses,
+        "{:#?}",
+        after.status
+    );
+    let app = &after.status.container_statuses[0];
+    assert_eq!(app.restart_count, 0);
+    assert_eq!(
+        app.state.running,
+        done.status.container_statuses[0].state.running
+    );
+    // The pod caught in its init container starts over: a new instance.
+    let started = |p: &Pod| init_state(p, 0).running.and_then(|r| r.started_at);
+    let rerun = cluster
+        .wait_pod(&client, "midway", START, "init running again", |p| {
+            started(p).is_some() && started(p) > started(&midway)
+        })
+        .await;
+    assert_eq!(rerun.status.phase, PodPhase::Pending);
+    assert!(rerun.status.container_statuses[0].container_id.is_empty());
+}

@@ -108,10 +108,12 @@ fn container(d: &mut Description, c: &Container, p: &Pod) {
     d.field(2, "Image", &c.image);
     d.field(2, "Command", &c.command.join(" "));
     d.field(2, "Args", &c.args.join(" "));
+    // Names are unique across init and app containers.
     if let Some(s) = p
         .status
-        .container_statuses
+        .init_container_statuses
         .iter()
+        .chain(&p.status.container_statuses)
         .find(|s| s.name == c.name)
     {
         d.field(2, "State", &state(&s.state));
@@ -225,5 +227,38 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn init_containers_show_their_own_state() {
+        use noderun_core::{ContainerState, ContainerStateTerminated, ContainerStatus};
+        let mut pod = typical_pod();
+        pod.spec.init_containers = vec![Container {
+            name: "setup".into(),
+            image: "busybox".into(),
+            ..Container::default()
+        }];
+        pod.status.init_container_statuses = vec![ContainerStatus {
+            name: "setup".into(),
+            ready: true,
+            state: ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    reason: "Completed".into(),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            },
+            ..ContainerStatus::default()
+        }];
+        let text = describe(&Object::Pod(pod), Time::from_unix(1_764_000_000, 0));
+        let init = text
+            .split("Init Containers:")
+            .nth(1)
+            .and_then(|rest| rest.split("Containers:").next())
+            .unwrap_or_default();
+        assert!(
+            init.contains("State:            Terminated (Completed, exit code 0)"),
+            "{text}"
+        );
     }
 }
