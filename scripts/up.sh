@@ -9,7 +9,11 @@
 # scripts/down.sh stops everything. Run as root.
 #
 # Settings (environment): NODERUN_NODE (node name, default the host name),
-# NODERUN_POD_CIDR (default 10.88.0.0/24), NODERUN_BRIDGE (default nr0).
+# NODERUN_POD_CIDR (default 10.88.0.0/24), NODERUN_BRIDGE (default nr0),
+# NODERUN_EVICTION_HARD (the node's hard eviction thresholds; default
+# kubelet's with the disk ones as 1Gi instead of 10%/15% free, which a
+# development machine's disk often is not: the node would report
+# DiskPressure and be tainted so that no pod is placed on it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/packages.sh
@@ -27,6 +31,7 @@ socket=$run/controlplane.sock
 node=${NODERUN_NODE:-$(hostname | tr 'A-Z' 'a-z')}
 pod_cidr=${NODERUN_POD_CIDR:-10.88.0.0/24}
 bridge=${NODERUN_BRIDGE:-nr0}
+eviction_hard=${NODERUN_EVICTION_HARD:-memory.available<100Mi,nodefs.available<1Gi,nodefs.inodesFree<5%,imagefs.available<1Gi,imagefs.inodesFree<5%}
 bin=$PWD/target/release
 
 # protobuf-compiler, libprotobuf-dev: the etcd store backend's client is
@@ -105,6 +110,7 @@ else
   echo "== starting noderun, node $node, pods in $pod_cidr (log $logs/noderun.log)"
   nohup "$bin/noderun" --state-dir "$data" agent --control-plane "$socket" \
     --token "$data/node.token" --node-name "$node" --pod-cidr "$pod_cidr" --bridge "$bridge" \
+    --eviction-hard "$eviction_hard" \
     >>"$logs/noderun.log" 2>&1 </dev/null &
   echo $! >"$run/noderun.pid"
 fi

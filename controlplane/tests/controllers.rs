@@ -2,14 +2,18 @@
 //! (Node objects and Leases the test writes; no node agent): ReplicaSets
 //! create, replace, scale, adopt and release pods; deleting a ReplicaSet
 //! collects its pods; a node whose Lease goes silent is tainted and its
-//! pods are evicted and made again; an expired watch is relisted.
+//! pods are evicted and made again; a node under pressure is tainted
+//! NoSchedule while its pressure condition holds; an expired watch is
+//! relisted.
 
 mod common;
 
 use common::*;
 use noderun_controlplane::apiserver::ServeOptions;
 use noderun_controlplane::client::{Client, DeleteOptions, Endpoint, ListOptions};
-use noderun_controlplane::controllers::node_lifecycle::TAINT_UNREACHABLE;
+use noderun_controlplane::controllers::node_lifecycle::{
+    TAINT_MEMORY_PRESSURE, TAINT_PID_PRESSURE, TAINT_UNREACHABLE,
+};
 use noderun_controlplane::controllers::reflector::{Change, Reflector};
 use noderun_controlplane::controllers::{self, Connector, ControllerOptions};
 use noderun_core::proto::ErrorCode;
@@ -461,6 +465,99 @@ async fn a_silent_node_is_tainted_and_its_pods_move() {
         cluster.renew_lease("n1").await;
         let n = cluster.node("n1").await;
         (n.is_ready() && n.spec.taints.is_empty()).then_some(())
+    })
+    .await;
+}
+
+/// Set node `name`'s condition `type_` to `status`, as its agent would
+/// (read again after a conflict with the controller's writes).
+async fn set_node_condition(
+    cluster: &Cluster,
+    name: &str,
+    type_: NodeConditionType,
+    status: ConditionStatus,
+) {
+    eventually("the node condition written", || async {
+        let mut n = cluster.node(name).await;
+        n.status.conditions.retain(|c| c.type_ != type_);
+        n.status.conditions.push(NodeCondition {
+            type_,
+            status,
+            reason: "FakePressure".into(),
+            ..NodeCondition::default()
+        });
+        match cluster.admin.update_status(Object::Node(n)).await {
+            Ok(_) => Some(()),
+            Err(e) if e.code() == Some(ErrorCode::Conflict) => None,
+            Err(e) => panic!("updating node {name}: {e}"),
+        }
+    })
+    .await;
+}
+
+fn pressure_taints(n: &Node) -> Vec<(String, TaintEffect)> {
+    n.spec
+        .taints
+        .iter()
+        .filter(|t| t.key.ends_with("-pressure"))
+        .map(|t| (t.key.clone(), t.effect))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pressure_conditions_taint_the_node_no_schedule() {
+    let cluster = Cluster::start().await;
+    cluster.add_node("n1").await;
+    set_node_condition(
+        &cluster,
+        "n1",
+        NodeConditionType::MemoryPressure,
+        ConditionStatus::True,
+    )
+    .await;
+    set_node_condition(
+        &cluster,
+        "n1",
+        NodeConditionType::PidPressure,
+        ConditionStatus::True,
+    )
+    .await;
+    eventually("n1 tainted for memory and pid pressure", || async {
+        let taints = pressure_taints(&cluster.node("n1").await);
+        (taints
+            == [
+                (TAINT_MEMORY_PRESSURE.to_string(), TaintEffect::NoSchedule),
+                (TAINT_PID_PRESSURE.to_string(), TaintEffect::NoSchedule),
+            ])
+        .then_some(())
+    })
+    .await;
+    set_node_condition(
+        &cluster,
+        "n1",
+        NodeConditionType::MemoryPressure,
+        ConditionStatus::False,
+    )
+    .await;
+    eventually(
+        "the memory pressure taint goes with the condition",
+        || async {
+            let taints = pressure_taints(&cluster.node("n1").await);
+            (taints == [(TAINT_PID_PRESSURE.to_string(), TaintEffect::NoSchedule)]).then_some(())
+        },
+    )
+    .await;
+    set_node_condition(
+        &cluster,
+        "n1",
+        NodeConditionType::PidPressure,
+        ConditionStatus::False,
+    )
+    .await;
+    eventually("no pressure, no pressure taint", || async {
+        pressure_taints(&cluster.node("n1").await)
+            .is_empty()
+            .then_some(())
     })
     .await;
 }

@@ -21,6 +21,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// The test nodes' hard eviction thresholds unless a test gives its own:
+/// kubelet's defaults with the disk ones as absolute amounts, since the
+/// shared test VM's disk has less than kubelet's 10% (nodefs) and 15%
+/// (imagefs) free and every node would report DiskPressure (and be
+/// tainted NoSchedule).
+pub const TEST_EVICTION_HARD: &str = "memory.available<100Mi,nodefs.available<1Gi,\
+     nodefs.inodesFree<5%,imagefs.available<1Gi,imagefs.inodesFree<5%";
+
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
 const NODE_TOKEN: &str = "e2e-node-token-0123456789abcdef";
 
@@ -235,6 +243,9 @@ impl Cluster {
             .arg("--node-ip")
             .arg("127.0.0.1")
             .args(&self.agent_args);
+        if !self.agent_args.iter().any(|a| a == "--eviction-hard") {
+            cmd.arg("--eviction-hard").arg(TEST_EVICTION_HARD);
+        }
         self.host_args(&mut cmd);
         let child = cmd
             .env("RUST_LOG", "info")
@@ -252,6 +263,15 @@ impl Cluster {
             guard.cleanup().expect("kill controlplane");
         }
         self.start_controlplane();
+    }
+
+    /// Kill the node daemon with SIGKILL and start it again with
+    /// `agent_args` as its extra flags (its pods keep running and are
+    /// adopted).
+    pub fn restart_noderun_with(&mut self, agent_args: &[&str]) {
+        self.kill_noderun();
+        self.agent_args = agent_args.iter().map(|a| a.to_string()).collect();
+        self.start_noderun();
     }
 
     /// Kill the node daemon with SIGKILL (its pods keep running).

@@ -405,12 +405,9 @@ async fn delete_is_graceful_and_leaves_no_trace() {
     assert_no_trace(&cluster, &uid);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_replicaset_keeps_five_running() {
-    let Some(cluster) = cluster() else {
-        return;
-    };
-    let template = quick_pod("x", "app: web");
+/// A ReplicaSet `name` of `replicas` [`quick_pod`]s labelled `app: name`.
+fn quick_replicaset(name: &str, replicas: u32) -> String {
+    let template = quick_pod("x", &format!("app: {name}"));
     let pod_spec: String = template
         .split_once("spec:\n")
         .unwrap()
@@ -418,30 +415,43 @@ async fn a_replicaset_keeps_five_running() {
         .lines()
         .map(|l| format!("      {l}\n"))
         .collect();
-    cluster.apply(&format!(
-        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web\nspec:\n  replicas: 5\n  \
-         selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: \
-         {{app: web}}\n    spec:\n{pod_spec}"
-    ));
+    format!(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  \
+         selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: \
+         {{app: {name}}}\n    spec:\n{pod_spec}"
+    )
+}
+
+/// The pods labelled `app=<app>`.
+async fn pods_of_app(client: &noderun_client::Client, app: &str) -> Vec<Pod> {
+    let options = noderun_client::ListOptions {
+        label_selector: noderun_core::LabelSelector::parse(&format!("app={app}")).unwrap(),
+        ..Default::default()
+    };
+    let (items, _) = client
+        .list(noderun_core::Kind::Pod, Some("default"), &options)
+        .await
+        .unwrap();
+    items
+        .into_iter()
+        .filter_map(|o| match o {
+            noderun_core::Object::Pod(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replicaset_keeps_five_running() {
+    let Some(cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(&quick_replicaset("web", 5));
     let client = cluster.client().await;
     let five_running = || async {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let options = noderun_client::ListOptions {
-                label_selector: noderun_core::LabelSelector::parse("app=web").unwrap(),
-                ..Default::default()
-            };
-            let (items, _) = client
-                .list(noderun_core::Kind::Pod, Some("default"), &options)
-                .await
-                .unwrap();
-            let pods: Vec<Pod> = items
-                .into_iter()
-                .filter_map(|o| match o {
-                    noderun_core::Object::Pod(p) => Some(p),
-                    _ => None,
-                })
-                .collect();
+            let pods = pods_of_app(&client, "web").await;
             let up: Vec<Pod> = pods
                 .iter()
                 .filter(|p| running(p) && p.metadata.deletion_timestamp.is_none())
@@ -548,6 +558,10 @@ async fn the_node_registers_and_renews_its_lease() {
         "dedicated=infra:PreferNoSchedule",
         "--max-pods",
         "50",
+        "--system-reserved",
+        "cpu=100m,memory=50Mi",
+        "--kube-reserved",
+        "memory=50Mi",
     ]);
     let client = cluster.client().await;
     let Ok(noderun_core::Object::Node(node)) = client
@@ -582,7 +596,35 @@ async fn the_node_registers_and_renews_its_lease() {
     let capacity = &node.status.capacity;
     assert_eq!(capacity["pods"].value(), 50);
     assert!(capacity["cpu"].value() >= 1 && capacity["memory"].value() > 0);
-    assert!(node.status.allocatable["memory"] < capacity["memory"]);
+    // Allocatable: capacity less the reservations and the default hard
+    // eviction threshold (memory.available<100Mi).
+    let allocatable = &node.status.allocatable;
+    assert_eq!(
+        allocatable["memory"].value(),
+        capacity["memory"].value() - (200 << 20)
+    );
+    assert_eq!(allocatable["cpu"].millis(), capacity["cpu"].millis() - 100);
+    // The pressure conditions are reported, False on a calm node.
+    for (type_, reason) in [
+        (
+            noderun_core::NodeConditionType::MemoryPressure,
+            "KubeletHasSufficientMemory",
+        ),
+        (
+            noderun_core::NodeConditionType::DiskPressure,
+            "KubeletHasNoDiskPressure",
+        ),
+        (
+            noderun_core::NodeConditionType::PidPressure,
+            "KubeletHasSufficientPID",
+        ),
+    ] {
+        let c = node.status.condition(type_).expect("pressure condition");
+        assert_eq!(
+            (c.status, c.reason.as_str()),
+            (ConditionStatus::False, reason)
+        );
+    }
     assert!(node
         .status
         .addresses
@@ -1101,4 +1143,188 @@ async fn a_restarted_node_keeps_completed_init_containers_and_reruns_unfinished_
         .await;
     assert_eq!(rerun.status.phase, PodPhase::Pending);
     assert!(rerun.status.container_statuses[0].container_id.is_empty());
+}
+
+/// MemAvailable of /proc/meminfo, in KiB.
+fn mem_available_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let line = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn evicted(pod: &Pod) -> bool {
+    pod.status.phase == PodPhase::Failed && pod.status.reason == "Evicted"
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_pressure_evicts_best_effort_pods_first() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    // A BestEffort pod owned by a ReplicaSet, and a Guaranteed pod well
+    // within its 64Mi.
+    cluster.apply(&quick_replicaset("cheap", 1));
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: solid\nspec:\n  \
+         terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    image: busybox\n    \
+         command: [sleep, '3600']\n    resources:\n      limits: {cpu: 100m, memory: 64Mi}\n",
+    );
+    let client = cluster.client().await;
+    let solid = cluster
+        .wait_pod(&client, "solid", START, "Running", running)
+        .await;
+    assert_eq!(
+        solid.status.qos_class,
+        Some(noderun_core::QosClass::Guaranteed)
+    );
+    let deadline = std::time::Instant::now() + START;
+    let cheap = loop {
+        if let Some(p) = pods_of_app(&client, "cheap")
+            .await
+            .into_iter()
+            .find(running)
+        {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            cluster.noderun_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        cheap.status.qos_class,
+        Some(noderun_core::QosClass::BestEffort)
+    );
+
+    // Real pressure for the node's signal: a memory.available threshold
+    // 1 GiB above what the machine has available now.
+    let threshold = format!("memory.available<{}Ki", mem_available_kib() + (1 << 20));
+    cluster.restart_noderun_with(&[
+        "--eviction-hard",
+        &threshold,
+        "--eviction-monitoring-interval",
+        "2s",
+    ]);
+
+    // The BestEffort pod goes first, while the Guaranteed one still runs.
+    let gone = cluster
+        .wait_pod(&client, &cheap.metadata.name, START, "Evicted", |p| {
+            p.status.phase.is_terminal()
+        })
+        .await;
+    let solid_then = client
+        .get(noderun_core::Kind::Pod, "default", "solid")
+        .await
+        .unwrap();
+    let noderun_core::Object::Pod(solid_then) = solid_then else {
+        unreachable!()
+    };
+    assert!(
+        evicted(&gone),
+        "{:#?}\n{}",
+        gone.status,
+        cluster.noderun_log()
+    );
+    assert!(
+        gone.status
+            .message
+            .starts_with("The node was low on resource: memory. Threshold quantity: "),
+        "{}",
+        gone.status.message
+    );
+    assert!(
+        !evicted(&solid_then),
+        "the Guaranteed pod went first: {:#?}",
+        solid_then.status
+    );
+    let c = &gone.status.container_statuses[0];
+    let t = c
+        .state
+        .terminated
+        .as_ref()
+        .expect("the container is terminated");
+    assert_eq!(t.exit_code, 137, "{c:?}");
+    assert!(!c.ready);
+
+    // The node reports MemoryPressure and the controller taints it, so the
+    // ReplicaSet's replacement is not placed there.
+    let node_deadline = std::time::Instant::now() + START;
+    let node = loop {
+        let Ok(noderun_core::Object::Node(node)) = client
+            .get(noderun_core::Kind::Node, "", &cluster.node)
+            .await
+        else {
+            panic!("node {} gone", cluster.node);
+        };
+        let tainted = node.spec.taints.iter().any(|t| {
+            t.key == "node.kubernetes.io/memory-pressure"
+                && t.effect == noderun_core::TaintEffect::NoSchedule
+        });
+        if tainted {
+            break node;
+        }
+        assert!(
+            std::time::Instant::now() < node_deadline,
+            "node not tainted: {node:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pressure = node
+        .status
+        .condition(noderun_core::NodeConditionType::MemoryPressure)
+        .unwrap();
+    assert_eq!(
+        (pressure.status, pressure.reason.as_str()),
+        (ConditionStatus::True, "KubeletHasInsufficientMemory")
+    );
+    let deadline = std::time::Instant::now() + START;
+    loop {
+        let pods = pods_of_app(&client, "cheap").await;
+        let replacement = pods.iter().find(|p| p.metadata.uid != cheap.metadata.uid);
+        let refused = replacement.and_then(|p| p.status.condition(PodConditionType::PodScheduled));
+        if let Some(c) = refused {
+            if c.status == ConditionStatus::False {
+                assert!(
+                    c.message.contains("node.kubernetes.io/memory-pressure"),
+                    "{c:?}"
+                );
+                assert!(replacement.unwrap().spec.node_name.is_empty());
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refused replacement: {pods:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Pressure goes on: the Guaranteed pod is next. Neither comes back,
+    // and nothing of either is left on the host.
+    let solid = cluster
+        .wait_pod(&client, "solid", START, "Evicted", evicted)
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for uid in [&cheap.metadata.uid, &solid.metadata.uid] {
+        let (items, _) = client
+            .list(
+                noderun_core::Kind::Pod,
+                Some("default"),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        let still = items.iter().find_map(|o| match o {
+            noderun_core::Object::Pod(p) if &p.metadata.uid == uid => Some(p.clone()),
+            _ => None,
+        });
+        let still = still.expect("an evicted pod stays until deleted");
+        assert!(evicted(&still), "{:#?}", still.status);
+        assert_no_trace(&cluster, uid);
+    }
 }

@@ -8,6 +8,13 @@
 //! `node.kubernetes.io/unreachable` for Unknown, `node.kubernetes.io/not-ready`
 //! for False, none otherwise; evicting the pods is [`super::taint_eviction`]'s.
 //!
+//! As Kubernetes' TaintNodesByCondition, the node's pressure conditions
+//! become NoSchedule taints, so the scheduler places no new pods there
+//! while they hold: `MemoryPressure=True` gives
+//! `node.kubernetes.io/memory-pressure`, `DiskPressure=True`
+//! `node.kubernetes.io/disk-pressure`, `PIDPressure=True`
+//! `node.kubernetes.io/pid-pressure`; each goes when its condition does.
+//!
 //! Silence is measured on this controller's clock, from when it last saw
 //! the Lease change (or first saw the node), not from the `renewTime` the
 //! node wrote: clocks of other hosts do not matter, and after a restart
@@ -31,6 +38,15 @@ pub const NAME: &str = "node-lifecycle";
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// The taint of a node whose Ready condition is False.
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// The NoSchedule taints of the pressure conditions.
+pub const TAINT_MEMORY_PRESSURE: &str = "node.kubernetes.io/memory-pressure";
+pub const TAINT_DISK_PRESSURE: &str = "node.kubernetes.io/disk-pressure";
+pub const TAINT_PID_PRESSURE: &str = "node.kubernetes.io/pid-pressure";
+const PRESSURE_TAINTS: [(NodeConditionType, &str); 3] = [
+    (NodeConditionType::MemoryPressure, TAINT_MEMORY_PRESSURE),
+    (NodeConditionType::DiskPressure, TAINT_DISK_PRESSURE),
+    (NodeConditionType::PidPressure, TAINT_PID_PRESSURE),
+];
 /// The reason of the `Ready=Unknown` this controller writes.
 pub const REASON_UNKNOWN: &str = "NodeStatusUnknown";
 /// The reason of the `Ready=True` it writes when the Lease comes back.
@@ -115,9 +131,12 @@ impl Controller for NodeLifecycle {
             node = n;
         }
         let mut taints = node.spec.taints.clone();
-        if set_taints(&mut taints, ready_status(&node), Time::now()) {
+        let now = Time::now();
+        let health = set_taints(&mut taints, ready_status(&node), now);
+        let pressure = set_pressure_taints(&mut taints, &node.status.conditions, now);
+        if health || pressure {
             tracing::info!(node = %key.1, taints = ?taints.iter().map(|t| &t.key).collect::<Vec<_>>(),
-                "node NoExecute taints changed");
+                "node condition taints changed");
             node.spec.taints = taints;
             let updated = self.client.update(Object::Node(node)).await?;
             self.nodes.record(updated);
@@ -227,6 +246,36 @@ pub fn set_taints(taints: &mut Vec<Taint>, ready: Option<ConditionStatus>, now: 
     changed
 }
 
+/// Make the NoSchedule pressure taints follow the pressure conditions;
+/// true if they changed. A taint already there keeps its `timeAdded`.
+pub fn set_pressure_taints(
+    taints: &mut Vec<Taint>,
+    conditions: &[NodeCondition],
+    now: Time,
+) -> bool {
+    let mut changed = false;
+    for (condition, key) in PRESSURE_TAINTS {
+        let wanted = conditions
+            .iter()
+            .any(|c| c.type_ == condition && c.status == ConditionStatus::True);
+        let ours = |t: &Taint| t.key == key && t.effect == TaintEffect::NoSchedule;
+        let present = taints.iter().any(ours);
+        if wanted && !present {
+            taints.push(Taint {
+                key: key.to_owned(),
+                value: String::new(),
+                effect: TaintEffect::NoSchedule,
+                time_added: Some(now),
+            });
+            changed = true;
+        } else if !wanted && present {
+            taints.retain(|t| !ours(t));
+            changed = true;
+        }
+    }
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,5 +334,65 @@ mod tests {
         assert_eq!(taints[1].key, TAINT_NOT_READY);
         assert!(set_taints(&mut taints, Some(ConditionStatus::True), later));
         assert_eq!(taints, [other]);
+    }
+
+    #[test]
+    fn pressure_conditions_become_no_schedule_taints() {
+        let t = Time::from_unix(100, 0);
+        let condition = |type_, status| NodeCondition {
+            type_,
+            status,
+            ..NodeCondition::default()
+        };
+        let other = Taint {
+            key: "gpu".into(),
+            effect: TaintEffect::NoSchedule,
+            ..Taint::default()
+        };
+        let mut taints = vec![other.clone()];
+        let calm = [
+            condition(NodeConditionType::Ready, ConditionStatus::True),
+            condition(NodeConditionType::MemoryPressure, ConditionStatus::False),
+            condition(NodeConditionType::DiskPressure, ConditionStatus::False),
+        ];
+        assert!(!set_pressure_taints(&mut taints, &calm, t));
+        assert!(!set_pressure_taints(&mut taints, &[], t));
+        let pressed = [
+            condition(NodeConditionType::MemoryPressure, ConditionStatus::True),
+            condition(NodeConditionType::PidPressure, ConditionStatus::True),
+        ];
+        assert!(set_pressure_taints(&mut taints, &pressed, t));
+        let keys: Vec<(&str, TaintEffect)> = taints.iter().map(|t| (&*t.key, t.effect)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("gpu", TaintEffect::NoSchedule),
+                (TAINT_MEMORY_PRESSURE, TaintEffect::NoSchedule),
+                (TAINT_PID_PRESSURE, TaintEffect::NoSchedule),
+            ]
+        );
+        assert_eq!(taints[1].time_added, Some(t));
+        let later = Time::from_unix(200, 0);
+        assert!(!set_pressure_taints(&mut taints, &pressed, later));
+        assert_eq!(taints[1].time_added, Some(t), "timeAdded is kept");
+        // Memory pressure ends, disk pressure starts.
+        let next = [
+            condition(NodeConditionType::DiskPressure, ConditionStatus::True),
+            condition(NodeConditionType::PidPressure, ConditionStatus::True),
+        ];
+        assert!(set_pressure_taints(&mut taints, &next, later));
+        let keys: Vec<&str> = taints.iter().map(|t| &*t.key).collect();
+        assert_eq!(keys, ["gpu", TAINT_PID_PRESSURE, TAINT_DISK_PRESSURE]);
+        // Health taints and pressure taints live side by side.
+        assert!(set_taints(
+            &mut taints,
+            Some(ConditionStatus::Unknown),
+            later
+        ));
+        assert!(set_pressure_taints(&mut taints, &calm, later));
+        assert_eq!(
+            taints.iter().map(|t| &*t.key).collect::<Vec<_>>(),
+            ["gpu", TAINT_UNREACHABLE]
+        );
     }
 }

@@ -13,7 +13,8 @@
 //! - [`pod`]: start; [`container`]: one container started fresh or
 //!   removed (init containers, restarts); [`teardown`]: stop and remove by
 //!   pod UID alone;
-//!   [`status`]: container states for the pod's status.
+//!   [`status`]: container states for the pod's status; [`usage`]: the
+//!   memory a pod uses, from its cgroups.
 //! - [`logs`]: the containers' logs, rotated by size by a logger process
 //!   per container instance.
 //!
@@ -43,6 +44,7 @@ pub mod sandbox;
 pub mod spec;
 pub mod status;
 pub mod teardown;
+pub mod usage;
 
 pub use pod::{PhaseTimes, StartedPod};
 pub use runner::{Runner, RunnerError};

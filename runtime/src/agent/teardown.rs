@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// How often a graceful stop looks at the containers.
 const STOP_POLL: Duration = Duration::from_millis(10);
+/// How long a kill waits for the containers to be seen stopped.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Collects the first error of a sequence of steps that all run.
 #[derive(Debug, Default)]
@@ -74,9 +76,35 @@ impl PodHost {
         Ok(ids)
     }
 
+    /// Kill pod `uid`'s containers at once (SIGKILL to every process of
+    /// each) and wait until they have stopped, leaving them, their rootfs
+    /// and the sandbox in place: their exits can still be read (an
+    /// eviction reports them before the teardown).
+    pub fn kill_pod(&self, uid: &str) -> Result<(), AgentError> {
+        let paths = self.paths(uid)?;
+        let ids = self.container_ids(&paths)?;
+        self.signal_and_wait(&paths, &ids, Signal::SIGKILL, true, KILL_WAIT);
+        Ok(())
+    }
+
     /// SIGTERM to every live container, then wait until they have all
     /// stopped or `grace` has passed (what remains is killed by delete).
     fn stop_gracefully(&self, paths: &PodPaths, ids: &[String], grace: Duration) {
+        if !grace.is_zero() {
+            self.signal_and_wait(paths, ids, Signal::SIGTERM, false, grace);
+        }
+    }
+
+    /// `signal` to every live container (to all its processes with
+    /// `all`), then wait until they have all stopped or `wait` has passed.
+    fn signal_and_wait(
+        &self,
+        paths: &PodPaths,
+        ids: &[String],
+        signal: Signal,
+        all: bool,
+        wait: Duration,
+    ) {
         let root = &paths.runtime_root;
         let live = |id: &String| {
             self.runner
@@ -84,14 +112,14 @@ impl PodHost {
                 .is_ok_and(|s| s.status != Status::Stopped)
         };
         let mut running: Vec<&String> = ids.iter().filter(|id| live(id)).collect();
-        if running.is_empty() || grace.is_zero() {
+        if running.is_empty() {
             return;
         }
         for id in &running {
             // It may have exited meanwhile: delete deals with the rest.
-            let _ = self.runner.kill(root, id, Signal::SIGTERM, false);
+            let _ = self.runner.kill(root, id, signal, all);
         }
-        let deadline = Instant::now() + grace;
+        let deadline = Instant::now() + wait;
         while !running.is_empty() && Instant::now() < deadline {
             std::thread::sleep(STOP_POLL);
             running.retain(|id| live(id));

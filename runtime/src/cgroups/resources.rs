@@ -74,6 +74,8 @@ pub fn blkio_to_io_weight(weight: u16) -> u64 {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub memory_usage: u64,
+    /// Page cache not recently used (the first to be reclaimed).
+    pub memory_inactive_file: u64,
     pub memory_max_usage: u64,
     pub memory_limit: Option<u64>,
     /// How many times the OOM killer killed a process in this cgroup.
@@ -82,6 +84,14 @@ pub struct Stats {
     pub cpu_throttled_periods: u64,
     pub pids_current: u64,
     pub pids_limit: Option<u64>,
+}
+
+impl Stats {
+    /// The working set, as the kubelet and cAdvisor count it: usage less
+    /// the inactive page cache.
+    pub fn memory_working_set(&self) -> u64 {
+        self.memory_usage.saturating_sub(self.memory_inactive_file)
+    }
 }
 
 #[cfg(test)]

@@ -245,6 +245,8 @@ impl Cgroups for V1Cgroup {
         let mut s = Stats::default();
         if let Some(d) = self.dirs.get("memory") {
             s.memory_usage = fs::read_u64(&d.join("memory.usage_in_bytes"))?;
+            s.memory_inactive_file =
+                fs::keyed(&d.join("memory.stat"), "total_inactive_file")?.unwrap_or(0);
             s.memory_max_usage = fs::read_u64(&d.join("memory.max_usage_in_bytes"))?;
             let limit = fs::read_u64(&d.join("memory.limit_in_bytes"))?;
             // v1 reports "unlimited" as a huge page-aligned number.

@@ -212,6 +212,8 @@ impl Cgroups for V2Cgroup {
         let has = |f: &str| self.file(f).exists();
         if has("memory.current") {
             s.memory_usage = fs::read_u64(&self.file("memory.current"))?;
+            s.memory_inactive_file =
+                fs::keyed(&self.file("memory.stat"), "inactive_file")?.unwrap_or(0);
             if has("memory.peak") {
                 s.memory_max_usage = fs::read_u64(&self.file("memory.peak"))?;
             }

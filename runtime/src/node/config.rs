@@ -1,10 +1,12 @@
 //! [`NodeConfig`]: what the daemon is told, and the flag syntaxes it
 //! reads: `k=v,...` labels, `k=v:Effect,...` taints, the control plane's
-//! address.
+//! address, `cpu=100m,memory=1Gi` reservations, Go-style durations
+//! (`5m0s`, `10s`, `500ms`).
 
+use super::eviction::EvictionConfig;
 use super::NodeError;
 use noderun_client::Endpoint;
-use noderun_core::{Labels, Taint, TaintEffect};
+use noderun_core::{resource, Labels, Quantity, Taint, TaintEffect};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,6 +34,28 @@ pub struct NodeConfig {
     pub status_every: Duration,
     /// How often a pod worker looks at its containers.
     pub pod_poll: Duration,
+    /// What is held back from pods for the system and for noderun
+    /// (`--system-reserved` plus `--kube-reserved`).
+    pub reserved: Reserved,
+    /// Node pressure: thresholds, how often they are checked.
+    pub eviction: EvictionConfig,
+}
+
+/// Resources held back from allocatable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reserved {
+    pub cpu_millis: i64,
+    pub memory_bytes: i64,
+}
+
+impl Reserved {
+    /// Both reservations together.
+    pub fn plus(self, other: Reserved) -> Reserved {
+        Reserved {
+            cpu_millis: self.cpu_millis.saturating_add(other.cpu_millis),
+            memory_bytes: self.memory_bytes.saturating_add(other.memory_bytes),
+        }
+    }
 }
 
 impl NodeConfig {
@@ -58,6 +82,8 @@ impl NodeConfig {
             lease_duration: Duration::from_secs(40),
             status_every: Duration::from_secs(60),
             pod_poll: Duration::from_secs(1),
+            reserved: Reserved::default(),
+            eviction: EvictionConfig::default(),
         }
     }
 }
@@ -154,6 +180,63 @@ pub fn parse_taints(text: &str) -> Result<Vec<Taint>, NodeError> {
     Ok(taints)
 }
 
+/// `cpu=100m,memory=1Gi` (kubelet's `--system-reserved` syntax; cpu and
+/// memory are what noderun reserves).
+pub fn parse_reserved(text: &str) -> Result<Reserved, NodeError> {
+    let mut reserved = Reserved::default();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, amount) = item
+            .split_once('=')
+            .ok_or_else(|| flag_error(item, "write cpu=100m,memory=1Gi"))?;
+        let q = Quantity::parse(amount.trim()).map_err(|e| flag_error(item, &e.to_string()))?;
+        if q.is_negative() {
+            return Err(flag_error(item, "a reservation must not be negative"));
+        }
+        match name.trim() {
+            resource::CPU => reserved.cpu_millis = q.millis(),
+            resource::MEMORY => reserved.memory_bytes = q.value(),
+            _ => return Err(flag_error(item, "noderun reserves cpu and memory only")),
+        }
+    }
+    Ok(reserved)
+}
+
+/// A duration in Go's syntax, as the kubelet's flags take it: `5m0s`,
+/// `10s`, `1h`, `500ms`, `1.5s` (a bare number is refused: say the unit).
+pub fn parse_duration(text: &str) -> Result<Duration, NodeError> {
+    let bad = || flag_error(text, "write a duration such as 5m0s, 10s or 500ms");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return Err(bad()),
+        };
+        total += number * seconds;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +304,40 @@ mod tests {
         assert!(parse_taints("a=b").is_err());
         assert!(parse_taints("a=b:Never").is_err());
         assert!(parse_taints("=b:NoExecute").is_err());
+    }
+
+    #[test]
+    fn reservations() {
+        assert_eq!(
+            parse_reserved("cpu=100m, memory=1Gi").unwrap(),
+            Reserved {
+                cpu_millis: 100,
+                memory_bytes: 1 << 30
+            }
+        );
+        assert_eq!(parse_reserved("").unwrap(), Reserved::default());
+        let e = parse_reserved("gpu=1").unwrap_err().to_string();
+        assert!(e.contains("cpu and memory only"), "{e}");
+        assert!(parse_reserved("memory").is_err());
+        assert!(parse_reserved("memory=lots").is_err());
+        assert!(parse_reserved("memory=-1Mi").is_err());
+        let both = parse_reserved("cpu=1")
+            .unwrap()
+            .plus(parse_reserved("cpu=500m,memory=1Mi").unwrap());
+        assert_eq!((both.cpu_millis, both.memory_bytes), (1500, 1 << 20));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m0s").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "10", "5x", "m", "1..2s", "-1s"] {
+            let e = parse_duration(bad).unwrap_err().to_string();
+            assert!(e.contains("5m0s"), "{bad}: {e}");
+        }
     }
 }

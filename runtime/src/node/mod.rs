@@ -18,6 +18,9 @@
 //!   status it reports.
 //! - [`reconcile`]: what is on the host against what is bound here, at
 //!   every start, and [`reconcile::reset`] for taking a node down.
+//! - [`eviction`]: node pressure (memory, disk, pids) against the hard
+//!   thresholds, the pressure conditions, and evicting pods under memory
+//!   pressure.
 //!
 //! It talks to the apiserver with `noderun-client` (the same client `ctl`
 //! and the controllers use); the pod layer below it does no I/O with the
@@ -26,6 +29,7 @@
 pub mod api;
 pub mod config;
 pub mod dispatch;
+pub mod eviction;
 pub mod facts;
 pub mod host;
 pub mod init;
@@ -90,6 +94,11 @@ pub struct NodeContext {
     pub host: Arc<PodHost>,
     /// The connection for writes (status, deletes, lease, node).
     pub api: Api,
+    /// The pressure conditions the node reports (set by the eviction
+    /// manager, read by the node status).
+    pub pressure: tokio::sync::watch::Sender<eviction::conditions::NodePressure>,
+    /// The pod workers the eviction manager can tell to evict.
+    pub evictions: eviction::Evictions,
 }
 
 /// Run `f` with the pod host on tokio's blocking pool.
@@ -125,12 +134,16 @@ pub async fn run(
         config,
         host: Arc::new(host),
         api,
+        pressure: tokio::sync::watch::Sender::new(Default::default()),
+        evictions: eviction::Evictions::default(),
     });
     registration::register(&ctx).await?;
     tracing::info!(node = %ctx.config.node_name, "node registered");
     let heartbeat = tokio::spawn(lease::heartbeat(Arc::clone(&ctx), stop.clone()));
+    let evictions = tokio::spawn(eviction::run(Arc::clone(&ctx), stop.clone()));
     let pods = dispatch::run(Arc::clone(&ctx), stop.clone()).await;
     let _ = stop.wait_for(|s| *s).await;
     heartbeat.abort();
+    evictions.abort();
     pods
 }

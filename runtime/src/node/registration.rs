@@ -1,19 +1,21 @@
 //! The node's Node object: made at start (or found, when the node was
 //! registered before), then its status (capacity, allocatable, the Ready
-//! condition, addresses, system info) sent at start and every
-//! `status_every`, and at once when someone else (the node lifecycle
-//! controller) changed the Ready condition.
+//! condition and the pressure conditions, addresses, system info) sent at
+//! start and every `status_every`, at once when someone else (the node
+//! lifecycle controller) changed the Ready condition, and at once when
+//! the pressure changes.
+//!
+//! Allocatable is capacity less `--system-reserved`, `--kube-reserved`
+//! and, for memory, the hard `memory.available` eviction threshold, as the
+//! kubelet computes it.
 
+use super::eviction::conditions::{pressure_conditions, PRESSURE_CONDITIONS};
 use super::{facts, NodeContext, NodeError};
 use noderun_core::proto::ErrorCode;
 use noderun_core::{
     resource, ConditionStatus, Kind, Node, NodeAddress, NodeAddressType, NodeCondition,
     NodeConditionType, NodeSpec, NodeStatus, Object, ObjectMeta, Quantity, ResourceList, Time,
 };
-
-/// Memory held back from pods: kubelet's default hard eviction threshold
-/// (memory.available < 100Mi).
-const RESERVED_MEMORY: i64 = 100 * 1024 * 1024;
 
 /// The status this node reports now; `previous` keeps the Ready
 /// condition's transition time when it was already True.
@@ -24,9 +26,9 @@ pub fn node_status(
     now: Time,
 ) -> NodeStatus {
     let config = &ctx.config;
-    let list = |cpus: i64, memory: i64| -> ResourceList {
+    let list = |cpu_millis: i64, memory: i64| -> ResourceList {
         [
-            (resource::CPU.to_string(), Quantity::from_units(cpus)),
+            (resource::CPU.to_string(), cpu_quantity(cpu_millis)),
             (resource::MEMORY.to_string(), Quantity::from_bytes(memory)),
             (
                 resource::PODS.to_string(),
@@ -46,19 +48,24 @@ pub fn node_status(
         reason: "NodeReady".into(),
         message: "noderun is posting ready status".into(),
     };
+    let pressure = pressure_conditions(&previous.conditions, *ctx.pressure.borrow(), now);
     // Other conditions (set by others) are kept as they are.
-    let mut conditions: Vec<NodeCondition> = previous
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != NodeConditionType::Ready)
-        .cloned()
+    let ours = |c: &NodeCondition| {
+        c.type_ == NodeConditionType::Ready || PRESSURE_CONDITIONS.contains(&c.type_)
+    };
+    let others = previous.conditions.iter().filter(|c| !ours(c)).cloned();
+    let conditions: Vec<NodeCondition> = std::iter::once(ready)
+        .chain(pressure)
+        .chain(others)
         .collect();
-    conditions.insert(0, ready);
+    let reserved = config.reserved;
+    let memory_reserve =
+        reserved.memory_bytes + config.eviction.memory_reserve(capacity.memory_bytes);
     NodeStatus {
-        capacity: list(capacity.cpus, capacity.memory_bytes),
+        capacity: list(capacity.cpus * 1000, capacity.memory_bytes),
         allocatable: list(
-            capacity.cpus,
-            (capacity.memory_bytes - RESERVED_MEMORY).max(0),
+            (capacity.cpus * 1000 - reserved.cpu_millis).max(0),
+            (capacity.memory_bytes - memory_reserve).max(0),
         ),
         conditions,
         addresses: vec![
@@ -72,6 +79,15 @@ pub fn node_status(
             },
         ],
         node_info: facts::system_info(),
+    }
+}
+
+/// Whole cores as `2`, fractions as `1900m`.
+fn cpu_quantity(millis: i64) -> Quantity {
+    if millis % 1000 == 0 {
+        Quantity::from_units(millis / 1000)
+    } else {
+        Quantity::from_millis(millis)
     }
 }
 

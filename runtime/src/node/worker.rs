@@ -19,8 +19,12 @@
 //! - `deletionTimestamp` set: SIGTERM, the grace period, SIGKILL,
 //!   teardown, then the forced delete (precondition: the pod's UID) that
 //!   removes it from the apiserver;
-//! - gone from the apiserver: teardown.
+//! - gone from the apiserver: teardown;
+//! - ordered evicted by the eviction manager: containers killed at once,
+//!   the status made Failed/Evicted, teardown, and nothing started again
+//!   ([`super::eviction`]).
 
+use super::eviction::{Eviction, EvictionWatch};
 use super::init::{self, InitStep};
 use super::probe::pod::PodProbes;
 use super::restart::{restarts, Backoff};
@@ -76,12 +80,17 @@ struct Worker {
     /// exit code is not known to a new runner).
     init_done: Option<Vec<ContainerStatus>>,
     probes: PodProbes,
+    /// The eviction order once carried out (the status it makes wins).
+    evicted: Option<Eviction>,
+    /// The evicted pod is reported and torn down: nothing more to do.
+    evicted_done: bool,
 }
 
 /// Run pod `pod`'s worker until it is deleted and finalized, gone, or the
 /// dispatcher stops (then the pod keeps running; the next start adopts it).
 pub async fn run(ctx: Arc<NodeContext>, mut events: watch::Receiver<PodEvent>) {
     let mut worker: Option<Worker> = None;
+    let mut eviction: Option<EvictionWatch> = None;
     loop {
         let event = events.borrow_and_update().clone();
         let w = match (event, worker.as_mut()) {
@@ -97,19 +106,33 @@ pub async fn run(ctx: Arc<NodeContext>, mut events: watch::Receiver<PodEvent>) {
                 }
                 w
             }
-            (PodEvent::Present(pod), None) => worker.insert(Worker::new(Arc::clone(&ctx), *pod)),
+            (PodEvent::Present(pod), None) => {
+                eviction = Some(EvictionWatch::register(&ctx, &pod.metadata.uid));
+                worker.insert(Worker::new(Arc::clone(&ctx), *pod))
+            }
         };
         if w.pod.metadata.deletion_timestamp.is_some() {
             w.terminate(&mut events).await;
             return;
         }
-        if let Err(e) = w.sync().await {
+        let result = match eviction.as_ref().and_then(EvictionWatch::ordered) {
+            Some(order) => w.evict(order).await,
+            None => w.sync().await,
+        };
+        if let Err(e) = result {
             tracing::warn!(pod = %w.pod.metadata.uid, error = %e, "pod sync failed");
         }
         let wake = w.next_wakeup();
+        let ordered = async {
+            match eviction.as_mut() {
+                Some(e) => e.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = events.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep_until(wake) => {}
+            _ = ordered => {}
         }
     }
 }
@@ -145,6 +168,8 @@ impl Worker {
             containers,
             init_done: None,
             probes: PodProbes::default(),
+            evicted: None,
+            evicted_done: false,
         }
     }
 
@@ -444,14 +469,18 @@ impl Worker {
             .collect();
         let host_ip = self.ctx.config.node_ip.to_string();
         for _ in 0..3 {
-            let status = status::pod_status(Report {
+            let now = Time::now();
+            let mut status = status::pod_status(Report {
                 pod: &self.pod,
                 observed: observed.clone(),
                 history: &history,
                 host_ip: &host_ip,
                 start_time: self.start_time,
-                now: Time::now(),
+                now,
             });
+            if let Some(eviction) = &self.evicted {
+                eviction.apply(&mut status, now);
+            }
             if status == self.pod.status {
                 return Ok(());
             }
@@ -498,10 +527,44 @@ impl Worker {
         Duration::from_secs(seconds.max(0) as u64)
     }
 
+    /// Evict the pod: kill its containers at once, report it Failed with
+    /// reason Evicted, remove it from the host. Never started again.
+    async fn evict(&mut self, order: Eviction) -> Result<(), NodeError> {
+        if self.evicted_done {
+            return Ok(());
+        }
+        let uid = self.uid().to_string();
+        if self.evicted.is_none() {
+            tracing::warn!(pod = %uid, message = %order.message, "evicting the pod");
+            self.evicted = Some(order);
+        }
+        // Looked at before the kill: what ran then is reported killed
+        // (exit 137), even where the runner could not read the exit code
+        // (a container adopted after a daemon restart).
+        let observed = self.observe().await?;
+        let id = uid.clone();
+        let doing = format!("killing the containers of evicted pod {uid}");
+        blocking(self.host(), doing, move |h| h.kill_pod(&id)).await?;
+        for t in self.containers.values_mut() {
+            t.restart_at = None;
+            t.history.will_restart = false;
+            t.history.waiting = None;
+        }
+        self.start_retry_at = None;
+        self.push_status(observed).await?;
+        self.teardown(Duration::ZERO).await;
+        self.evicted_done = true;
+        Ok(())
+    }
+
     /// Stop and remove everything of the pod, retrying until it worked.
     async fn remove_from_host(&self) {
+        self.teardown(self.grace()).await
+    }
+
+    /// [`Worker::remove_from_host`] with a grace period of `grace`.
+    async fn teardown(&self, grace: Duration) {
         let uid = self.uid().to_string();
-        let grace = self.grace();
         loop {
             let id = uid.clone();
             let done = blocking(self.host(), format!("tearing down pod {uid}"), move |h| {

@@ -5,8 +5,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use noderun_runtime::agent::{AgentConfig, Runner};
 use noderun_runtime::node::config::{
-    parse_endpoint, parse_labels, parse_log_rotation, parse_taints,
+    parse_duration, parse_endpoint, parse_labels, parse_log_rotation, parse_reserved, parse_taints,
 };
+use noderun_runtime::node::eviction::thresholds::{default_thresholds, parse_thresholds};
 use noderun_runtime::node::host::HostConfig;
 use noderun_runtime::node::{self, facts, reconcile, NodeConfig};
 use std::net::IpAddr;
@@ -113,6 +114,28 @@ pub struct AgentArgs {
     /// of the default route.
     #[arg(long)]
     node_ip: Option<IpAddr>,
+    /// Hard eviction thresholds, as the kubelet's: SIGNAL<AMOUNT,... with
+    /// signals memory.available, nodefs.available, nodefs.inodesFree,
+    /// imagefs.available, imagefs.inodesFree, pid.available and amounts
+    /// such as 100Mi or 10%. Given, it replaces all the defaults
+    /// (memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,
+    /// imagefs.available<15%,imagefs.inodesFree<5%); "" turns eviction off.
+    #[arg(long, value_name = "THRESHOLDS")]
+    eviction_hard: Option<String>,
+    /// How long a pressure condition stays True after its thresholds were
+    /// last met.
+    #[arg(long, value_name = "DURATION", default_value = "5m0s")]
+    eviction_pressure_transition_period: String,
+    /// How often the eviction signals are read.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    eviction_monitoring_interval: String,
+    /// Resources held back for the system (cpu=100m,memory=500Mi): taken
+    /// off the node's allocatable.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    system_reserved: String,
+    /// Resources held back for noderun itself, like --system-reserved.
+    #[arg(long, value_name = "LIST", default_value = "")]
+    kube_reserved: String,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -157,6 +180,21 @@ pub fn run_agent(state_dir: &Path, args: &AgentArgs) -> Result<()> {
     config.labels = parse_labels(&args.labels)?;
     config.taints = parse_taints(&args.taints)?;
     config.max_pods = args.max_pods;
+    config.reserved = parse_reserved(&args.system_reserved)
+        .context("--system-reserved")?
+        .plus(parse_reserved(&args.kube_reserved).context("--kube-reserved")?);
+    config.eviction.hard = match &args.eviction_hard {
+        Some(text) => parse_thresholds(text).context("--eviction-hard")?,
+        None => default_thresholds(),
+    };
+    config.eviction.pressure_transition = parse_duration(&args.eviction_pressure_transition_period)
+        .context("--eviction-pressure-transition-period")?;
+    config.eviction.monitoring_interval = parse_duration(&args.eviction_monitoring_interval)
+        .context("--eviction-monitoring-interval")?;
+    if config.eviction.monitoring_interval.is_zero() {
+        anyhow::bail!("--eviction-monitoring-interval must be more than 0");
+    }
+    config.eviction.state_dir = state_dir.into();
     let host = args
         .host
         .config(state_dir)?

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the node daemon.
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Tear down every pod on this node, its bridge and cgroups.
     Reset(agent::ResetArgs),
     /// Manage the node's images.

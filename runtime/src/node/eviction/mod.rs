@@ -1,0 +1,425 @@
+//! Node pressure eviction, as the kubelet's eviction manager does it.
+//! Every `monitoring_interval` (10 s) the manager reads the signals
+//! ([`signals`]), checks them against the hard thresholds
+//! ([`thresholds`], `--eviction-hard`), turns the node's MemoryPressure,
+//! DiskPressure and PIDPressure conditions on or off ([`conditions`]; the
+//! node status is sent at once when they change, and the node lifecycle
+//! controller taints the node so no new pods come), and under memory
+//! pressure evicts one pod per round, ranked by [`rank`].
+//!
+//! Evicting is the pod's worker's job, so only one task ever writes a
+//! pod's status: the manager hands the worker an [`Eviction`] through
+//! [`Evictions`]; the worker kills the containers at once (hard
+//! thresholds have no grace period), reports the pod Failed with reason
+//! `Evicted` and kubelet's message, releases everything of it on the host
+//! (netplug DEL, cgroups, snapshots) and from then on never starts or
+//! restarts it. Its owner (a ReplicaSet) replaces it. The manager waits
+//! for the pod to be reported Failed before it evicts another.
+//!
+//! Disk and PID pressure set their conditions (and so the taints) but
+//! evict nothing.
+
+pub mod conditions;
+pub mod rank;
+pub mod signals;
+pub mod thresholds;
+
+use super::{blocking, registration, NodeContext, NodeError};
+use conditions::{NodePressure, PressureMemory};
+use noderun_client::ListOptions;
+use noderun_core::{
+    ConditionStatus, ContainerState, ContainerStateTerminated, Kind, Object, Pod, PodPhase,
+    PodStatus, Time,
+};
+use rank::{Candidate, ContainerMemory};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thresholds::{Observations, Signal, Threshold};
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// The reason an evicted pod's status carries.
+pub const REASON_EVICTED: &str = "Evicted";
+
+/// The eviction manager's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvictionConfig {
+    /// `--eviction-hard`.
+    pub hard: Vec<Threshold>,
+    /// How often the signals are read (kubelet: 10 s).
+    pub monitoring_interval: Duration,
+    /// `--eviction-pressure-transition-period` (kubelet: 5 min).
+    pub pressure_transition: Duration,
+    /// The filesystem of nodefs and imagefs: the state dir.
+    pub state_dir: PathBuf,
+}
+
+impl Default for EvictionConfig {
+    fn default() -> Self {
+        EvictionConfig {
+            hard: thresholds::default_thresholds(),
+            monitoring_interval: Duration::from_secs(10),
+            pressure_transition: Duration::from_secs(300),
+            state_dir: "/var/lib/noderun".into(),
+        }
+    }
+}
+
+impl EvictionConfig {
+    /// The hard memory.available threshold for a node of `capacity`
+    /// bytes (held back from allocatable, as the kubelet does).
+    pub fn memory_reserve(&self, capacity: i64) -> i64 {
+        self.hard
+            .iter()
+            .find(|t| t.signal == Signal::MemoryAvailable)
+            .map_or(0, |t| t.min_available(capacity))
+    }
+}
+
+/// An order to evict a pod, with the message its status will carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    pub message: String,
+}
+
+impl Eviction {
+    /// Make `status` (as made from the killed containers) the evicted
+    /// pod's: Failed, reason Evicted, the message, every container
+    /// terminated and not ready.
+    pub fn apply(&self, status: &mut PodStatus, now: Time) {
+        status.phase = PodPhase::Failed;
+        status.reason = REASON_EVICTED.into();
+        status.message = self.message.clone();
+        let containers = status
+            .container_statuses
+            .iter_mut()
+            .chain(status.init_container_statuses.iter_mut());
+        for c in containers {
+            c.ready = false;
+            c.started = Some(false);
+            if c.state.terminated.is_none() {
+                // Killed before it was seen to exit (or never made).
+                let started_at = c.state.running.as_ref().and_then(|r| r.started_at);
+                c.state = ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 137,
+                        signal: 9,
+                        reason: "Error".into(),
+                        started_at,
+                        finished_at: Some(now),
+                        container_id: c.container_id.clone(),
+                        ..ContainerStateTerminated::default()
+                    }),
+                    ..ContainerState::default()
+                };
+            }
+        }
+        for cond in &mut status.conditions {
+            use noderun_core::PodConditionType::{ContainersReady, Ready};
+            if matches!(cond.type_, Ready | ContainersReady)
+                && cond.status != ConditionStatus::False
+            {
+                cond.status = ConditionStatus::False;
+                cond.reason = "PodFailed".into();
+                cond.last_transition_time = Some(now);
+            }
+        }
+    }
+}
+
+/// The workers that can be told to evict their pod, by pod UID.
+#[derive(Debug, Default)]
+pub struct Evictions {
+    by_uid: Mutex<HashMap<String, watch::Sender<Option<Eviction>>>>,
+}
+
+impl Evictions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<Option<Eviction>>>> {
+        // A panic while holding it leaves a map that is still whole.
+        self.by_uid.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tell pod `uid`'s worker to evict it; false when it has no worker or
+    /// was told already.
+    pub fn order(&self, uid: &str, eviction: Eviction) -> bool {
+        let map = self.lock();
+        let Some(tx) = map.get(uid) else {
+            return false;
+        };
+        tx.send_if_modified(|slot| {
+            if slot.is_some() {
+                return false;
+            }
+            *slot = Some(eviction);
+            true
+        })
+    }
+
+    /// Whether pod `uid` was ordered evicted.
+    pub fn ordered(&self, uid: &str) -> bool {
+        self.lock().get(uid).is_some_and(|tx| tx.borrow().is_some())
+    }
+
+    fn has_worker(&self, uid: &str) -> bool {
+        self.lock().contains_key(uid)
+    }
+}
+
+/// A worker's end: the order, once given. Unregisters on drop.
+#[derive(Debug)]
+pub struct EvictionWatch {
+    ctx: Arc<NodeContext>,
+    uid: String,
+    rx: watch::Receiver<Option<Eviction>>,
+}
+
+impl EvictionWatch {
+    pub fn register(ctx: &Arc<NodeContext>, uid: &str) -> EvictionWatch {
+        let (tx, rx) = watch::channel(None);
+        ctx.evictions.lock().insert(uid.to_owned(), tx);
+        EvictionWatch {
+            ctx: Arc::clone(ctx),
+            uid: uid.to_owned(),
+            rx,
+        }
+    }
+
+    /// The order, if given.
+    pub fn ordered(&self) -> Option<Eviction> {
+        self.rx.borrow().clone()
+    }
+
+    /// Resolves when the order comes (never, once it came).
+    pub async fn changed(&mut self) {
+        if self.rx.borrow().is_some() || self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for EvictionWatch {
+    fn drop(&mut self) {
+        self.ctx.evictions.lock().remove(&self.uid);
+    }
+}
+
+/// Read the signals, update the conditions and evict, every
+/// `monitoring_interval`, until `stop`.
+pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) {
+    let config = ctx.config.eviction.clone();
+    let mut tick = tokio::time::interval(config.monitoring_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut memory = PressureMemory::default();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let dir = config.state_dir.clone();
+        let observed = match tokio::task::spawn_blocking(move || signals::observe(&dir)).await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "reading the eviction signals failed");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the eviction signals failed");
+                continue;
+            }
+        };
+        let met = thresholds::thresholds_met(&config.hard, &observed);
+        let pressure = memory.observe(&met, Instant::now().into_std(), config.pressure_transition);
+        update_conditions(&ctx, pressure).await;
+        let memory_met = met.iter().find(|t| t.signal == Signal::MemoryAvailable);
+        if let Some(threshold) = memory_met {
+            if let Err(e) = evict_one(&ctx, threshold, &observed).await {
+                tracing::warn!(error = %e, "eviction round failed");
+            }
+        }
+    }
+}
+
+/// Publish the pressure and send the node's status when it changed.
+async fn update_conditions(ctx: &NodeContext, pressure: NodePressure) {
+    let changed = ctx.pressure.send_if_modified(|p| {
+        let changed = *p != pressure;
+        *p = pressure;
+        changed
+    });
+    if changed {
+        tracing::info!(
+            memory = pressure.memory,
+            disk = pressure.disk,
+            pid = pressure.pid,
+            "node pressure changed"
+        );
+        if let Err(e) = registration::refresh(ctx).await {
+            // The heartbeat sends it again later.
+            tracing::warn!(error = %e, "sending the node's pressure conditions failed");
+        }
+    }
+}
+
+/// Evict the first pod in memory-pressure order, unless an eviction is
+/// still under way.
+async fn evict_one(
+    ctx: &Arc<NodeContext>,
+    threshold: &Threshold,
+    observed: &Observations,
+) -> Result<(), NodeError> {
+    let node = &ctx.config.node_name;
+    let options = ListOptions {
+        node_name: Some(node.clone()),
+        ..ListOptions::default()
+    };
+    let client = ctx.api.client().await;
+    let (items, _) = client
+        .list(Kind::Pod, None, &options)
+        .await
+        .map_err(NodeError::api(format!("listing the pods bound to {node}")))?;
+    let live: Vec<Pod> = items
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Pod(p) => Some(p),
+            _ => None,
+        })
+        .filter(|p| !p.status.phase.is_terminal() && !p.metadata.is_terminating())
+        .filter(|p| ctx.evictions.has_worker(&p.metadata.uid))
+        .collect();
+    if let Some(p) = live.iter().find(|p| ctx.evictions.ordered(&p.metadata.uid)) {
+        tracing::info!(pod = %p.metadata.uid, "waiting for the last eviction to finish");
+        return Ok(());
+    }
+    let pods = live.clone();
+    let mut candidates = blocking(&ctx.host, "reading the pods' memory".into(), move |h| {
+        pods.iter()
+            .map(|p| Ok(candidate(p, h.pod_memory(p)?)))
+            .collect::<Result<Vec<Candidate>, _>>()
+    })
+    .await?;
+    rank::rank_for_memory(&mut candidates);
+    let Some(victim) = candidates.first() else {
+        tracing::warn!(threshold = %threshold, "memory pressure, but no pod to evict");
+        return Ok(());
+    };
+    let available = observed
+        .get(&Signal::MemoryAvailable)
+        .map_or(0, |o| o.available);
+    let message = rank::eviction_message(threshold, available, victim);
+    tracing::warn!(pod = %victim.name, uid = %victim.uid, usage = victim.usage,
+        request = victim.request, threshold = %threshold, "evicting pod: {message}");
+    ctx.evictions.order(&victim.uid, Eviction { message });
+    Ok(())
+}
+
+fn candidate(pod: &Pod, memory: crate::agent::usage::PodMemory) -> Candidate {
+    let requests = rank::container_requests(pod);
+    let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Candidate {
+        uid: pod.metadata.uid.clone(),
+        name: format!("{}/{}", pod.metadata.namespace, pod.metadata.name),
+        usage: to_i64(memory.working_set),
+        request: requests.iter().map(|(_, r)| r).sum(),
+        containers: memory
+            .containers
+            .into_iter()
+            .map(|(name, usage)| ContainerMemory {
+                request: requests
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(0, |(_, r)| *r),
+                name,
+                usage: to_i64(usage),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use noderun_core::{ContainerStateRunning, ContainerStatus, PodCondition, PodConditionType};
+
+    #[test]
+    fn an_evicted_status_is_failed_with_everything_stopped() {
+        let t0 = Time::from_unix(100, 0);
+        let now = Time::from_unix(200, 0);
+        let mut status = PodStatus {
+            phase: PodPhase::Running,
+            container_statuses: vec![
+                ContainerStatus {
+                    name: "a".into(),
+                    ready: true,
+                    started: Some(true),
+                    container_id: "noderun://u_a".into(),
+                    state: ContainerState {
+                        running: Some(ContainerStateRunning {
+                            started_at: Some(t0),
+                        }),
+                        ..ContainerState::default()
+                    },
+                    ..ContainerStatus::default()
+                },
+                ContainerStatus {
+                    name: "b".into(),
+                    state: ContainerState {
+                        terminated: Some(ContainerStateTerminated {
+                            exit_code: 137,
+                            signal: 9,
+                            reason: "Error".into(),
+                            ..ContainerStateTerminated::default()
+                        }),
+                        ..ContainerState::default()
+                    },
+                    ..ContainerStatus::default()
+                },
+            ],
+            conditions: vec![PodCondition {
+                type_: PodConditionType::Ready,
+                status: ConditionStatus::True,
+                last_transition_time: Some(t0),
+                ..PodCondition::default()
+            }],
+            ..PodStatus::default()
+        };
+        let before_b = status.container_statuses[1].clone();
+        let eviction = Eviction {
+            message: "The node was low on resource: memory. ".into(),
+        };
+        eviction.apply(&mut status, now);
+        assert_eq!(status.phase, PodPhase::Failed);
+        assert_eq!(status.reason, "Evicted");
+        assert_eq!(status.message, eviction.message);
+        let a = &status.container_statuses[0];
+        let t = a.state.terminated.as_ref().unwrap();
+        assert_eq!(
+            (t.exit_code, t.started_at, t.finished_at),
+            (137, Some(t0), Some(now))
+        );
+        assert_eq!(t.container_id, "noderun://u_a");
+        assert!(a.state.running.is_none() && !a.ready);
+        // An exit already seen stays as it was.
+        assert_eq!(status.container_statuses[1].state, before_b.state);
+        let ready = status.condition(PodConditionType::Ready).unwrap();
+        assert_eq!(
+            (
+                ready.status,
+                ready.reason.as_str(),
+                ready.last_transition_time
+            ),
+            (ConditionStatus::False, "PodFailed", Some(now))
+        );
+    }
+
+    #[test]
+    fn the_memory_reserve_is_the_hard_threshold() {
+        let mut config = EvictionConfig::default();
+        assert_eq!(config.memory_reserve(1 << 30), 100 << 20);
+        config.hard = thresholds::parse_thresholds("memory.available<10%").unwrap();
+        assert_eq!(config.memory_reserve(1000 << 20), 100 << 20);
+        config.hard.clear();
+        assert_eq!(config.memory_reserve(1 << 30), 0);
+    }
+}
