@@ -1327,4 +1327,30 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
         assert!(evicted(&still), "{:#?}", still.status);
         assert_no_trace(&cluster, uid);
     }
+
+    // A BestEffort pod bound here past the scheduler is refused, not
+    // started, as kubelet's admission refuses it under memory pressure.
+    cluster.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: late\nspec:\n  nodeName: {}\n  \
+         containers:\n  - name: main\n    image: busybox\n    command: [sleep, '3600']\n",
+        cluster.node
+    ));
+    let late = cluster
+        .wait_pod(&client, "late", START, "refused", |p| {
+            p.status.phase.is_terminal()
+        })
+        .await;
+    assert!(evicted(&late), "{:#?}", late.status);
+    assert_eq!(
+        late.status.message,
+        "The node had condition: [MemoryPressure]. "
+    );
+    let c = &late.status.container_statuses[0];
+    let t = c.state.terminated.as_ref().expect("reported terminated");
+    assert_eq!(
+        (t.reason.as_str(), c.container_id.as_str()),
+        ("ContainerStatusUnknown", ""),
+        "never made: {c:?}"
+    );
+    assert_no_trace(&cluster, &late.metadata.uid);
 }

@@ -39,9 +39,10 @@ pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// The taint of a node whose Ready condition is False.
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
 /// The NoSchedule taints of the pressure conditions.
-pub const TAINT_MEMORY_PRESSURE: &str = "node.kubernetes.io/memory-pressure";
-pub const TAINT_DISK_PRESSURE: &str = "node.kubernetes.io/disk-pressure";
-pub const TAINT_PID_PRESSURE: &str = "node.kubernetes.io/pid-pressure";
+pub use noderun_core::sched::{
+    DISK_PRESSURE_TAINT as TAINT_DISK_PRESSURE, MEMORY_PRESSURE_TAINT as TAINT_MEMORY_PRESSURE,
+    PID_PRESSURE_TAINT as TAINT_PID_PRESSURE,
+};
 const PRESSURE_TAINTS: [(NodeConditionType, &str); 3] = [
     (NodeConditionType::MemoryPressure, TAINT_MEMORY_PRESSURE),
     (NodeConditionType::DiskPressure, TAINT_DISK_PRESSURE),

@@ -41,3 +41,8 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
 /// A pod tolerating this NoSchedule taint may land on a node not Ready.
 pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+/// The NoSchedule taints of a node's pressure conditions (TaintNodesByCondition):
+/// MemoryPressure, DiskPressure, PIDPressure.
+pub const MEMORY_PRESSURE_TAINT: &str = "node.kubernetes.io/memory-pressure";
+pub const DISK_PRESSURE_TAINT: &str = "node.kubernetes.io/disk-pressure";
+pub const PID_PRESSURE_TAINT: &str = "node.kubernetes.io/pid-pressure";

@@ -22,9 +22,10 @@
 //! - gone from the apiserver: teardown;
 //! - ordered evicted by the eviction manager: containers killed at once,
 //!   the status made Failed/Evicted, teardown, and nothing started again
-//!   ([`super::eviction`]).
+//!   ([`super::eviction`]); a new pod the node's pressure does not admit
+//!   is reported the same way without being started.
 
-use super::eviction::{Eviction, EvictionWatch};
+use super::eviction::{admission, Eviction, EvictionWatch};
 use super::init::{self, InitStep};
 use super::probe::pod::PodProbes;
 use super::restart::{restarts, Backoff};
@@ -80,8 +81,12 @@ struct Worker {
     /// exit code is not known to a new runner).
     init_done: Option<Vec<ContainerStatus>>,
     probes: PodProbes,
-    /// The eviction order once carried out (the status it makes wins).
+    /// The eviction order once carried out, or the refusal of a pod the
+    /// node's pressure does not admit (the status it makes wins).
     evicted: Option<Eviction>,
+    /// Admitted under the node's pressure (checked once, before the
+    /// first start).
+    admitted: bool,
     /// The evicted pod is reported and torn down: nothing more to do.
     evicted_done: bool,
 }
@@ -115,7 +120,8 @@ pub async fn run(ctx: Arc<NodeContext>, mut events: watch::Receiver<PodEvent>) {
             w.terminate(&mut events).await;
             return;
         }
-        let result = match eviction.as_ref().and_then(EvictionWatch::ordered) {
+        let ordered = eviction.as_ref().and_then(EvictionWatch::ordered);
+        let result = match ordered.or_else(|| w.evicted.clone()) {
             Some(order) => w.evict(order).await,
             None => w.sync().await,
         };
@@ -169,6 +175,7 @@ impl Worker {
             init_done: None,
             probes: PodProbes::default(),
             evicted: None,
+            admitted: false,
             evicted_done: false,
         }
     }
@@ -194,7 +201,11 @@ impl Worker {
     /// One round: start or adopt, restarts due, status.
     async fn sync(&mut self) -> Result<(), NodeError> {
         if !self.started && !self.ensure_started().await? {
-            return Ok(());
+            // Refused under node pressure: reported as evicted.
+            return match self.evicted.clone() {
+                Some(refused) => self.evict(refused).await,
+                None => Ok(()),
+            };
         }
         let mut observed = self.observe().await?;
         if self.started {
@@ -274,6 +285,14 @@ impl Worker {
             // Finished before, and its containers are gone (a reboot):
             // never run it again.
             return Ok(false);
+        }
+        if !self.admitted {
+            if let Some(message) = admission::refusal(&self.pod, *self.ctx.pressure.borrow()) {
+                tracing::warn!(pod = %uid, %message, "pod refused under node pressure");
+                self.evicted = Some(Eviction { message });
+                return Ok(false);
+            }
+            self.admitted = true;
         }
         let pod = self.pod.clone();
         let halfmade = reports.iter().any(|r| r.state.is_some()) || self.host_has(&uid);

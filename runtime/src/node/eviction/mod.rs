@@ -16,9 +16,15 @@
 //! restarts it. Its owner (a ReplicaSet) replaces it. The manager waits
 //! for the pod to be reported Failed before it evicts another.
 //!
-//! Disk and PID pressure set their conditions (and so the taints) but
-//! evict nothing.
+//! A pod new to the node is refused under pressure as the kubelet refuses
+//! it ([`admission`]): under memory pressure a BestEffort pod that does
+//! not tolerate the memory-pressure taint, under disk or PID pressure any
+//! pod. The worker reports it Failed/Evicted without starting it.
+//!
+//! Disk and PID pressure set their conditions (and so the taints) and
+//! refuse new pods, but evict nothing.
 
+pub mod admission;
 pub mod conditions;
 pub mod rank;
 pub mod signals;
@@ -99,22 +105,36 @@ impl Eviction {
         for c in containers {
             c.ready = false;
             c.started = Some(false);
-            if c.state.terminated.is_none() {
-                // Killed before it was seen to exit (or never made).
-                let started_at = c.state.running.as_ref().and_then(|r| r.started_at);
-                c.state = ContainerState {
-                    terminated: Some(ContainerStateTerminated {
-                        exit_code: 137,
-                        signal: 9,
-                        reason: "Error".into(),
-                        started_at,
-                        finished_at: Some(now),
-                        container_id: c.container_id.clone(),
-                        ..ContainerStateTerminated::default()
-                    }),
-                    ..ContainerState::default()
-                };
+            if c.state.terminated.is_some() {
+                continue;
             }
+            let terminated = if c.container_id.is_empty() {
+                // Never made: as kubelet reports a container of a
+                // finished pod that it cannot find.
+                ContainerStateTerminated {
+                    exit_code: 137,
+                    reason: "ContainerStatusUnknown".into(),
+                    message: "The container could not be located when the pod was terminated"
+                        .into(),
+                    finished_at: Some(now),
+                    ..ContainerStateTerminated::default()
+                }
+            } else {
+                // Killed before it was seen to exit.
+                ContainerStateTerminated {
+                    exit_code: 137,
+                    signal: 9,
+                    reason: "Error".into(),
+                    started_at: c.state.running.as_ref().and_then(|r| r.started_at),
+                    finished_at: Some(now),
+                    container_id: c.container_id.clone(),
+                    ..ContainerStateTerminated::default()
+                }
+            };
+            c.state = ContainerState {
+                terminated: Some(terminated),
+                ..ContainerState::default()
+            };
         }
         for cond in &mut status.conditions {
             use noderun_core::PodConditionType::{ContainersReady, Ready};
@@ -384,6 +404,10 @@ mod tests {
             }],
             ..PodStatus::default()
         };
+        status.container_statuses.push(ContainerStatus {
+            name: "never".into(),
+            ..ContainerStatus::default()
+        });
         let before_b = status.container_statuses[1].clone();
         let eviction = Eviction {
             message: "The node was low on resource: memory. ".into(),
@@ -402,6 +426,15 @@ mod tests {
         assert!(a.state.running.is_none() && !a.ready);
         // An exit already seen stays as it was.
         assert_eq!(status.container_statuses[1].state, before_b.state);
+        let never = status.container_statuses[2]
+            .state
+            .terminated
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (never.exit_code, never.reason.as_str()),
+            (137, "ContainerStatusUnknown")
+        );
         let ready = status.condition(PodConditionType::Ready).unwrap();
         assert_eq!(
             (
