@@ -1145,6 +1145,62 @@ async fn a_restarted_node_keeps_completed_init_containers_and_reruns_unfinished_
     assert!(rerun.status.container_statuses[0].container_id.is_empty());
 }
 
+/// Pod `default/name`, which must exist.
+async fn get_pod(client: &noderun_client::Client, name: &str) -> Pod {
+    match client.get(noderun_core::Kind::Pod, "default", name).await {
+        Ok(noderun_core::Object::Pod(p)) => p,
+        other => panic!("pod {name}: {other:?}"),
+    }
+}
+
+/// Wait until the node reports `condition` True with `reason` and the
+/// controller has tainted it `taint:NoSchedule`.
+async fn wait_pressure_taint(
+    cluster: &Cluster,
+    client: &noderun_client::Client,
+    condition: noderun_core::NodeConditionType,
+    taint: &str,
+    reason: &str,
+) {
+    let deadline = std::time::Instant::now() + START;
+    loop {
+        let Ok(noderun_core::Object::Node(node)) = client
+            .get(noderun_core::Kind::Node, "", &cluster.node)
+            .await
+        else {
+            panic!("node {} gone", cluster.node);
+        };
+        let tainted = node
+            .spec
+            .taints
+            .iter()
+            .any(|t| t.key == taint && t.effect == noderun_core::TaintEffect::NoSchedule);
+        if tainted {
+            let c = node.status.condition(condition).expect("the condition");
+            assert_eq!(
+                (c.status, c.reason.as_str()),
+                (ConditionStatus::True, reason)
+            );
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node not tainted {taint}: {node:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until nothing of pod `uid` is left under the run dir (an evicted
+/// pod is reported first, then torn down).
+async fn wait_torn_down(cluster: &Cluster, uid: &str) {
+    let deadline = std::time::Instant::now() + START;
+    while !paths_naming(&cluster.run_dir(), uid).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{uid} not torn down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// MemAvailable of /proc/meminfo, in KiB.
 fn mem_available_kib() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
@@ -1217,13 +1273,7 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
             p.status.phase.is_terminal()
         })
         .await;
-    let solid_then = client
-        .get(noderun_core::Kind::Pod, "default", "solid")
-        .await
-        .unwrap();
-    let noderun_core::Object::Pod(solid_then) = solid_then else {
-        unreachable!()
-    };
+    let solid_then = get_pod(&client, "solid").await;
     assert!(
         evicted(&gone),
         "{:#?}\n{}",
@@ -1253,35 +1303,14 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
 
     // The node reports MemoryPressure and the controller taints it, so the
     // ReplicaSet's replacement is not placed there.
-    let node_deadline = std::time::Instant::now() + START;
-    let node = loop {
-        let Ok(noderun_core::Object::Node(node)) = client
-            .get(noderun_core::Kind::Node, "", &cluster.node)
-            .await
-        else {
-            panic!("node {} gone", cluster.node);
-        };
-        let tainted = node.spec.taints.iter().any(|t| {
-            t.key == "node.kubernetes.io/memory-pressure"
-                && t.effect == noderun_core::TaintEffect::NoSchedule
-        });
-        if tainted {
-            break node;
-        }
-        assert!(
-            std::time::Instant::now() < node_deadline,
-            "node not tainted: {node:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let pressure = node
-        .status
-        .condition(noderun_core::NodeConditionType::MemoryPressure)
-        .unwrap();
-    assert_eq!(
-        (pressure.status, pressure.reason.as_str()),
-        (ConditionStatus::True, "KubeletHasInsufficientMemory")
-    );
+    wait_pressure_taint(
+        &cluster,
+        &client,
+        noderun_core::NodeConditionType::MemoryPressure,
+        "node.kubernetes.io/memory-pressure",
+        "KubeletHasInsufficientMemory",
+    )
+    .await;
     let deadline = std::time::Instant::now() + START;
     loop {
         let pods = pods_of_app(&client, "cheap").await;
@@ -1325,6 +1354,7 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
         });
         let still = still.expect("an evicted pod stays until deleted");
         assert!(evicted(&still), "{:#?}", still.status);
+        wait_torn_down(&cluster, uid).await;
         assert_no_trace(&cluster, uid);
     }
 
@@ -1352,5 +1382,68 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
         ("ContainerStatusUnknown", ""),
         "never made: {c:?}"
     );
+    wait_torn_down(&cluster, &late.metadata.uid).await;
     assert_no_trace(&cluster, &late.metadata.uid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pid_pressure_evicts_the_pod_with_most_processes_first() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    let pod = |name: &str, script: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  \
+             terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    \
+             image: busybox\n    command: [sh, -c, '{script}']\n    \
+             resources:\n      limits: {{cpu: 100m, memory: 64Mi}}\n"
+        )
+    };
+    cluster.apply(&pod(
+        "forks",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 3600 & done; wait",
+    ));
+    cluster.apply(&pod("single", "exec sleep 3600"));
+    let client = cluster.client().await;
+    for name in ["forks", "single"] {
+        cluster
+            .wait_pod(&client, name, START, "Running", running)
+            .await;
+    }
+    // Real PID pressure for the node's signal: fewer pids are free than
+    // pid_max, always.
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+    let threshold = format!("pid.available<{}", pid_max.trim());
+    cluster.restart_noderun_with(&[
+        "--eviction-hard",
+        &threshold,
+        "--eviction-monitoring-interval",
+        "2s",
+    ]);
+    let forks = cluster
+        .wait_pod(&client, "forks", START, "Evicted", |p| {
+            p.status.phase.is_terminal()
+        })
+        .await;
+    let single = get_pod(&client, "single").await;
+    assert!(evicted(&forks), "{:#?}", forks.status);
+    assert!(
+        forks
+            .status
+            .message
+            .starts_with("The node was low on resource: pids. Threshold quantity: "),
+        "{}",
+        forks.status.message
+    );
+    assert!(!evicted(&single), "the one-process pod went first");
+    wait_pressure_taint(
+        &cluster,
+        &client,
+        noderun_core::NodeConditionType::PidPressure,
+        "node.kubernetes.io/pid-pressure",
+        "KubeletHasInsufficientPID",
+    )
+    .await;
+    wait_torn_down(&cluster, &forks.metadata.uid).await;
+    assert_no_trace_of_pod(&cluster, &forks.metadata.uid);
 }

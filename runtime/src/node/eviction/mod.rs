@@ -4,8 +4,9 @@
 //! ([`thresholds`], `--eviction-hard`), turns the node's MemoryPressure,
 //! DiskPressure and PIDPressure conditions on or off ([`conditions`]; the
 //! node status is sent at once when they change, and the node lifecycle
-//! controller taints the node so no new pods come), and under memory
-//! pressure evicts one pod per round, ranked by [`rank`].
+//! controller taints the node so no new pods come), and under memory or
+//! PID pressure evicts one pod per round, ranked by [`rank`] (memory
+//! pressure first when both hold).
 //!
 //! Evicting is the pod's worker's job, so only one task ever writes a
 //! pod's status: the manager hands the worker an [`Eviction`] through
@@ -21,8 +22,8 @@
 //! not tolerate the memory-pressure taint, under disk or PID pressure any
 //! pod. The worker reports it Failed/Evicted without starting it.
 //!
-//! Disk and PID pressure set their conditions (and so the taints) and
-//! refuse new pods, but evict nothing.
+//! Disk pressure sets its condition (and so the taint) and refuses new
+//! pods, but evicts nothing yet.
 
 pub mod admission;
 pub mod conditions;
@@ -252,8 +253,7 @@ pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) {
         let met = thresholds::thresholds_met(&config.hard, &observed);
         let pressure = memory.observe(&met, Instant::now().into_std(), config.pressure_transition);
         update_conditions(&ctx, pressure).await;
-        let memory_met = met.iter().find(|t| t.signal == Signal::MemoryAvailable);
-        if let Some(threshold) = memory_met {
+        if let Some(threshold) = to_reclaim(&met) {
             if let Err(e) = evict_one(&ctx, threshold, &observed).await {
                 tracing::warn!(error = %e, "eviction round failed");
             }
@@ -282,8 +282,16 @@ async fn update_conditions(ctx: &NodeContext, pressure: NodePressure) {
     }
 }
 
-/// Evict the first pod in memory-pressure order, unless an eviction is
-/// still under way.
+/// The met threshold evictions act on: memory first, then pids (disk
+/// pressure evicts nothing yet).
+fn to_reclaim(met: &[Threshold]) -> Option<&Threshold> {
+    [Signal::MemoryAvailable, Signal::PidAvailable]
+        .iter()
+        .find_map(|s| met.iter().find(|t| t.signal == *s))
+}
+
+/// Evict the first pod in the order of `threshold`'s resource, unless an
+/// eviction is still under way.
 async fn evict_one(
     ctx: &Arc<NodeContext>,
     threshold: &Threshold,
@@ -313,36 +321,39 @@ async fn evict_one(
         return Ok(());
     }
     let pods = live.clone();
-    let mut candidates = blocking(&ctx.host, "reading the pods' memory".into(), move |h| {
+    let mut candidates = blocking(&ctx.host, "reading the pods' usage".into(), move |h| {
         pods.iter()
-            .map(|p| Ok(candidate(p, h.pod_memory(p)?)))
+            .map(|p| Ok(candidate(p, h.pod_usage(p)?)))
             .collect::<Result<Vec<Candidate>, _>>()
     })
     .await?;
-    rank::rank_for_memory(&mut candidates);
+    match threshold.signal {
+        Signal::PidAvailable => rank::rank_for_pids(&mut candidates),
+        _ => rank::rank_for_memory(&mut candidates),
+    }
     let Some(victim) = candidates.first() else {
-        tracing::warn!(threshold = %threshold, "memory pressure, but no pod to evict");
+        tracing::warn!(threshold = %threshold, "node pressure, but no pod to evict");
         return Ok(());
     };
-    let available = observed
-        .get(&Signal::MemoryAvailable)
-        .map_or(0, |o| o.available);
+    let available = observed.get(&threshold.signal).map_or(0, |o| o.available);
     let message = rank::eviction_message(threshold, available, victim);
     tracing::warn!(pod = %victim.name, uid = %victim.uid, usage = victim.usage,
-        request = victim.request, threshold = %threshold, "evicting pod: {message}");
+        request = victim.request, processes = victim.processes, threshold = %threshold,
+        "evicting pod: {message}");
     ctx.evictions.order(&victim.uid, Eviction { message });
     Ok(())
 }
 
-fn candidate(pod: &Pod, memory: crate::agent::usage::PodMemory) -> Candidate {
+fn candidate(pod: &Pod, usage: crate::agent::usage::PodUsage) -> Candidate {
     let requests = rank::container_requests(pod);
     let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     Candidate {
         uid: pod.metadata.uid.clone(),
         name: format!("{}/{}", pod.metadata.namespace, pod.metadata.name),
-        usage: to_i64(memory.working_set),
+        usage: to_i64(usage.working_set),
         request: requests.iter().map(|(_, r)| r).sum(),
-        containers: memory
+        processes: to_i64(usage.processes),
+        containers: usage
             .containers
             .into_iter()
             .map(|(name, usage)| ContainerMemory {
@@ -454,5 +465,16 @@ mod tests {
         assert_eq!(config.memory_reserve(1000 << 20), 100 << 20);
         config.hard.clear();
         assert_eq!(config.memory_reserve(1 << 30), 0);
+    }
+
+    #[test]
+    fn memory_is_reclaimed_before_pids_and_disk_not_at_all() {
+        let met = thresholds::parse_thresholds(
+            "nodefs.available<10%,pid.available<1k,memory.available<1Mi",
+        )
+        .unwrap();
+        assert_eq!(to_reclaim(&met).unwrap().signal, Signal::MemoryAvailable);
+        assert_eq!(to_reclaim(&met[..2]).unwrap().signal, Signal::PidAvailable);
+        assert_eq!(to_reclaim(&met[..1]), None);
     }
 }

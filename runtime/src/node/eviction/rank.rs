@@ -1,11 +1,13 @@
-//! Which pod goes first under memory pressure, as the kubelet ranks them
+//! Which pod goes first, as the kubelet ranks them. Under memory pressure
 //! (`rankMemoryPressure`): pods whose memory usage exceeds their requests
 //! before pods within them (so BestEffort pods, which request nothing,
-//! go first), then by usage above requests, largest first. Pod priority
-//! would come between the two; the API has no priority yet. Also the
-//! message an evicted pod carries. Pure code.
+//! go first), then by usage above requests, largest first. Under PID
+//! pressure (`rankPIDPressure`): the pod with the most processes first.
+//! Pod priority would come first (PID) or between the two (memory); the
+//! API has no priority yet. Also the message an evicted pod carries. Pure
+//! code.
 
-use super::thresholds::{bytes_text, Threshold};
+use super::thresholds::{amount_text, bytes_text, Signal, Threshold};
 use noderun_core::{resource, Pod, Quantity};
 
 /// One container's memory: what it uses (working set) and requests.
@@ -26,6 +28,8 @@ pub struct Candidate {
     pub usage: i64,
     /// The sum of its containers' memory requests.
     pub request: i64,
+    /// Its processes (tasks in the pod cgroup).
+    pub processes: i64,
     pub containers: Vec<ContainerMemory>,
 }
 
@@ -70,14 +74,28 @@ pub fn rank_for_memory(candidates: &mut [Candidate]) {
     });
 }
 
+/// Sort `candidates` into eviction order under PID pressure: the most
+/// processes first. Ties keep their order.
+pub fn rank_for_pids(candidates: &mut [Candidate]) {
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.processes));
+}
+
 /// Kubelet's eviction message: the resource, the threshold and what was
-/// available, and each container using more than it requested.
+/// available, and for memory each container using more than it
+/// requested.
 pub fn eviction_message(threshold: &Threshold, available: i64, pod: &Candidate) -> String {
+    let resource = match threshold.signal {
+        Signal::PidAvailable => "pids",
+        _ => "memory",
+    };
     let mut message = format!(
-        "The node was low on resource: memory. Threshold quantity: {}, available: {}. ",
+        "The node was low on resource: {resource}. Threshold quantity: {}, available: {}. ",
         threshold.quantity_text(),
-        bytes_text(available)
+        amount_text(threshold.signal, available)
     );
+    if resource != "memory" {
+        return message;
+    }
     for c in pod.containers.iter().filter(|c| c.usage > c.request) {
         message.push_str(&format!(
             "Container {} was using {}, request is {}, has larger consumption of memory. ",
@@ -102,6 +120,7 @@ mod tests {
             name: format!("default/{name}"),
             usage: usage * MI,
             request: request * MI,
+            processes: 1,
             containers: vec![ContainerMemory {
                 name: "main".into(),
                 usage: usage * MI,
@@ -187,5 +206,22 @@ mod tests {
             16 * MI
         );
         assert_eq!(memory_request(&c(&[("cpu", "1")], &[])), 0);
+    }
+
+    #[test]
+    fn under_pid_pressure_the_pod_with_most_processes_goes_first() {
+        let with = |name: &str, processes: i64| Candidate {
+            processes,
+            ..candidate(name, 10, 0)
+        };
+        let mut c = vec![with("one", 1), with("many", 40), with("few", 3)];
+        rank_for_pids(&mut c);
+        let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["default/many", "default/few", "default/one"]);
+        let threshold = parse_thresholds("pid.available<1k").unwrap()[0];
+        assert_eq!(
+            eviction_message(&threshold, 900, &c[0]),
+            "The node was low on resource: pids. Threshold quantity: 1000, available: 900. "
+        );
     }
 }
