@@ -309,6 +309,62 @@ fn run_passes_the_exit_code_through() {
 }
 
 #[test]
+fn bind_mounts_take_ro_and_propagation_options() {
+    require_privileged!();
+    // Read-only and propagation apply to the new mount (a remount and a
+    // propagation change on it, not on what lies under it), for a
+    // directory and for a single file.
+    let script = "cat /mnt/dir/data /etc/extra; \
+        echo x > /mnt/dir/new && echo dir-writable; \
+        echo x > /etc/extra && echo file-writable; \
+        grep -E ' /mnt/(dir|rw) ' /proc/self/mountinfo; echo done";
+    let Some(f) = Fixture::new(&["sh", "-c", script]) else {
+        return;
+    };
+    let dir = f.dir.join("bind-src");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), "from the host\n").unwrap();
+    let file = f.dir.join("extra-file");
+    std::fs::write(&file, "a host file\n").unwrap();
+    f.edit(|c| {
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(json!({"destination": "/mnt/dir", "type": "bind",
+            "source": dir, "options": ["rbind", "ro", "rprivate"]}));
+        mounts.push(json!({"destination": "/mnt/rw", "type": "bind",
+            "source": dir, "options": ["bind", "rslave"]}));
+        mounts.push(json!({"destination": "/etc/extra", "type": "bind",
+            "source": file, "options": ["bind", "ro", "private"]}));
+    });
+    let out = f.run();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("from the host\na host file\n"), "{text}");
+    assert!(!text.contains("writable"), "{text}");
+    let dir_line = text
+        .lines()
+        .find(|l| l.contains(" /mnt/dir "))
+        .expect(&text);
+    assert!(
+        dir_line.contains(" ro,") && !dir_line.contains("shared:"),
+        "{dir_line}"
+    );
+    let rw_line = text.lines().find(|l| l.contains(" /mnt/rw ")).expect(&text);
+    // A slave of a private mount (the container's mounts are cut from the
+    // host's) is private: the change succeeded, nothing propagates.
+    assert!(
+        rw_line.contains(" rw,") && !rw_line.contains("shared:"),
+        "{rw_line}"
+    );
+    assert!(text.ends_with("done\n"), "{text}");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "nothing was written"
+    );
+    f.assert_gone();
+}
+
+#[test]
 fn process_user_env_cwd_and_rlimits_apply() {
     require_privileged!();
     let script = "echo uid=$(id -u) gid=$(id -g) groups=$(id -G); echo cwd=$(pwd); echo greet=$GREETING; echo nofile=$(ulimit -n)";

@@ -24,10 +24,11 @@ pub fn mount_one(root_fd: &OwnedFd, rootfs: &Path, m: &Mount) -> Result<(), Stri
         return mount_cgroup(root_fd, rootfs, m.destination(), &opts).map_err(|e| e.to_string());
     }
     let is_file = opts.is_bind() && source.as_deref().is_some_and(|s| !s.is_dir());
-    let target =
+    let target_fd =
         ensure_path(root_fd, rootfs, m.destination(), is_file).map_err(|e| e.to_string())?;
-    let target = sys::fd_path(&target);
+    let target = sys::fd_path(&target_fd);
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
     if opts.is_bind() {
         let src = source.ok_or("a bind mount needs a source")?;
         sys::mount(
@@ -38,24 +39,31 @@ pub fn mount_one(root_fd: &OwnedFd, rootfs: &Path, m: &Mount) -> Result<(), Stri
             None,
         )
         .map_err(|e| e.to_string())?;
-        // Flags other than bind/rec only apply through a remount.
-        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
-        if !extra.is_empty() {
-            sys::mount(
-                None,
-                &target,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
-                None,
-            )
-            .map_err(|e| e.to_string())?;
-        }
     } else {
         let src = source.unwrap_or_else(|| PathBuf::from(typ));
         sys::mount(Some(&src), &target, Some(typ), opts.flags, data).map_err(|e| e.to_string())?;
     }
+    let bind_remount = opts.is_bind() && !extra.is_empty();
+    if !bind_remount && opts.propagation.is_empty() {
+        return Ok(());
+    }
+    // The fd opened before the mount names what lies under it; the remount
+    // and the propagation change are for the new mount: open it again.
+    let mounted = sys::open_in_root(root_fd, rootfs, m.destination()).map_err(|e| e.to_string())?;
+    let mounted = sys::fd_path(&mounted);
+    if bind_remount {
+        // Flags other than bind/rec only apply to a bind through a remount.
+        sys::mount(
+            None,
+            &mounted,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+    }
     if !opts.propagation.is_empty() {
-        sys::set_propagation(&target, opts.propagation).map_err(|e| e.to_string())?;
+        sys::set_propagation(&mounted, opts.propagation).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
