@@ -1201,6 +1201,47 @@ async fn wait_torn_down(cluster: &Cluster, uid: &str) {
     }
 }
 
+/// Restart the node with the hard eviction threshold `threshold` (checked
+/// every 2 s), wait until pod `first` is evicted, and return it with pod
+/// `other` as it was then.
+async fn first_eviction_under(
+    cluster: &mut Cluster,
+    client: &noderun_client::Client,
+    threshold: &str,
+    first: &str,
+    other: &str,
+) -> (Pod, Pod) {
+    cluster.restart_noderun_with(&[
+        "--eviction-hard",
+        threshold,
+        "--eviction-monitoring-interval",
+        "2s",
+    ]);
+    let gone = cluster
+        .wait_pod(client, first, START, "Evicted", |p| {
+            p.status.phase.is_terminal()
+        })
+        .await;
+    let then = get_pod(client, other).await;
+    assert!(
+        evicted(&gone),
+        "{:#?}\n{}",
+        gone.status,
+        cluster.noderun_log()
+    );
+    (gone, then)
+}
+
+/// A Guaranteed pod `name` whose container runs `script` in sh.
+fn script_pod(name: &str, script: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  \
+         terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    \
+         image: busybox\n    command: [sh, -c, '{script}']\n    \
+         resources:\n      limits: {{cpu: 100m, memory: 64Mi}}\n"
+    )
+}
+
 /// MemAvailable of /proc/meminfo, in KiB.
 fn mem_available_kib() -> u64 {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
@@ -1391,19 +1432,11 @@ async fn pid_pressure_evicts_the_pod_with_most_processes_first() {
     let Some(mut cluster) = cluster() else {
         return;
     };
-    let pod = |name: &str, script: &str| {
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  \
-             terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n    \
-             image: busybox\n    command: [sh, -c, '{script}']\n    \
-             resources:\n      limits: {{cpu: 100m, memory: 64Mi}}\n"
-        )
-    };
-    cluster.apply(&pod(
+    cluster.apply(&script_pod(
         "forks",
         "for i in 1 2 3 4 5 6 7 8; do sleep 3600 & done; wait",
     ));
-    cluster.apply(&pod("single", "exec sleep 3600"));
+    cluster.apply(&script_pod("single", "exec sleep 3600"));
     let client = cluster.client().await;
     for name in ["forks", "single"] {
         cluster
@@ -1414,19 +1447,8 @@ async fn pid_pressure_evicts_the_pod_with_most_processes_first() {
     // pid_max, always.
     let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
     let threshold = format!("pid.available<{}", pid_max.trim());
-    cluster.restart_noderun_with(&[
-        "--eviction-hard",
-        &threshold,
-        "--eviction-monitoring-interval",
-        "2s",
-    ]);
-    let forks = cluster
-        .wait_pod(&client, "forks", START, "Evicted", |p| {
-            p.status.phase.is_terminal()
-        })
-        .await;
-    let single = get_pod(&client, "single").await;
-    assert!(evicted(&forks), "{:#?}", forks.status);
+    let (forks, single) =
+        first_eviction_under(&mut cluster, &client, &threshold, "forks", "single").await;
     assert!(
         forks
             .status
@@ -1446,4 +1468,57 @@ async fn pid_pressure_evicts_the_pod_with_most_processes_first() {
     .await;
     wait_torn_down(&cluster, &forks.metadata.uid).await;
     assert_no_trace_of_pod(&cluster, &forks.metadata.uid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_pressure_evicts_the_pod_writing_most_first() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(&script_pod(
+        "writer",
+        "dd if=/dev/zero of=/fill bs=1M count=64 2>/dev/null; echo written; exec sleep 3600",
+    ));
+    cluster.apply(&script_pod("reader", "exec sleep 3600"));
+    let client = cluster.client().await;
+    let writer = cluster
+        .wait_pod(&client, "writer", START, "Running", running)
+        .await;
+    cluster
+        .wait_pod(&client, "reader", START, "Running", running)
+        .await;
+    let log = wait_log(&cluster, &writer, "main", "written", 1).await;
+    assert!(log.contains("written"), "{log}");
+    // Real disk pressure for the node's signal: a nodefs.available
+    // threshold 2 GiB above what the state dir's filesystem has free.
+    let df = std::process::Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(cluster.state_dir())
+        .output()
+        .unwrap();
+    let free: u64 = String::from_utf8_lossy(&df.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df's available bytes");
+    let threshold = format!("nodefs.available<{}Ki", (free >> 10) + (2 << 20));
+    let (writer, reader) =
+        first_eviction_under(&mut cluster, &client, &threshold, "writer", "reader").await;
+    let message = &writer.status.message;
+    assert!(
+        message.starts_with("The node was low on resource: ephemeral-storage. ")
+            && message.contains("Container main was using "),
+        "{message}"
+    );
+    assert!(!evicted(&reader), "the pod that wrote nothing went first");
+    wait_pressure_taint(
+        &cluster,
+        &client,
+        noderun_core::NodeConditionType::DiskPressure,
+        "node.kubernetes.io/disk-pressure",
+        "KubeletHasDiskPressure",
+    )
+    .await;
+    wait_torn_down(&cluster, &writer.metadata.uid).await;
+    assert_no_trace_of_pod(&cluster, &writer.metadata.uid);
 }

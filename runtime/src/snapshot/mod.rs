@@ -32,7 +32,7 @@ pub use gc::{collect_garbage, GcReport};
 pub use mounts::{Mount, MountError};
 pub use storage::Kind;
 pub use unpack::{unpack_and_load, unpack_image, Unpacked};
-pub use usage::Usage;
+pub use usage::{measure, Usage};
 
 use crate::image::{FileLock, ImageError, LockError, LockMode};
 use std::path::{Path, PathBuf};

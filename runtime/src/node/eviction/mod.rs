@@ -4,9 +4,9 @@
 //! ([`thresholds`], `--eviction-hard`), turns the node's MemoryPressure,
 //! DiskPressure and PIDPressure conditions on or off ([`conditions`]; the
 //! node status is sent at once when they change, and the node lifecycle
-//! controller taints the node so no new pods come), and under memory or
-//! PID pressure evicts one pod per round, ranked by [`rank`] (memory
-//! pressure first when both hold).
+//! controller taints the node so no new pods come), and under pressure
+//! evicts one pod per round, ranked by [`rank`] for the resource to
+//! reclaim (memory first, then pids, then disk space and inodes).
 //!
 //! Evicting is the pod's worker's job, so only one task ever writes a
 //! pod's status: the manager hands the worker an [`Eviction`] through
@@ -22,8 +22,9 @@
 //! not tolerate the memory-pressure taint, under disk or PID pressure any
 //! pod. The worker reports it Failed/Evicted without starting it.
 //!
-//! Disk pressure sets its condition (and so the taint) and refuses new
-//! pods, but evicts nothing yet.
+//! Under disk pressure the kubelet first frees node-level space (unused
+//! images, dead containers); noderun keeps no dead containers and does
+//! not collect images yet, so it goes straight to evicting pods.
 
 pub mod admission;
 pub mod conditions;
@@ -38,7 +39,7 @@ use noderun_core::{
     ConditionStatus, ContainerState, ContainerStateTerminated, Kind, Object, Pod, PodPhase,
     PodStatus, Time,
 };
-use rank::{Candidate, ContainerMemory};
+use rank::{Candidate, ContainerUsage, Reclaim, Usage};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -282,12 +283,19 @@ async fn update_conditions(ctx: &NodeContext, pressure: NodePressure) {
     }
 }
 
-/// The met threshold evictions act on: memory first, then pids (disk
-/// pressure evicts nothing yet).
+/// The met threshold evictions act on: memory first, then pids, then
+/// disk space and inodes.
 fn to_reclaim(met: &[Threshold]) -> Option<&Threshold> {
-    [Signal::MemoryAvailable, Signal::PidAvailable]
-        .iter()
-        .find_map(|s| met.iter().find(|t| t.signal == *s))
+    [
+        Signal::MemoryAvailable,
+        Signal::PidAvailable,
+        Signal::NodeFsAvailable,
+        Signal::NodeFsInodesFree,
+        Signal::ImageFsAvailable,
+        Signal::ImageFsInodesFree,
+    ]
+    .iter()
+    .find_map(|s| met.iter().find(|t| t.signal == *s))
 }
 
 /// Evict the first pod in the order of `threshold`'s resource, unless an
@@ -321,50 +329,63 @@ async fn evict_one(
         return Ok(());
     }
     let pods = live.clone();
+    let resource = Reclaim::of(threshold.signal);
+    let disk = matches!(resource, Reclaim::EphemeralStorage | Reclaim::Inodes);
     let mut candidates = blocking(&ctx.host, "reading the pods' usage".into(), move |h| {
         pods.iter()
-            .map(|p| Ok(candidate(p, h.pod_usage(p)?)))
+            .map(|p| Ok(candidate(p, h.pod_usage(p, disk)?)))
             .collect::<Result<Vec<Candidate>, _>>()
     })
     .await?;
-    match threshold.signal {
-        Signal::PidAvailable => rank::rank_for_pids(&mut candidates),
-        _ => rank::rank_for_memory(&mut candidates),
-    }
+    rank::rank(&mut candidates, resource);
     let Some(victim) = candidates.first() else {
         tracing::warn!(threshold = %threshold, "node pressure, but no pod to evict");
         return Ok(());
     };
     let available = observed.get(&threshold.signal).map_or(0, |o| o.available);
     let message = rank::eviction_message(threshold, available, victim);
-    tracing::warn!(pod = %victim.name, uid = %victim.uid, usage = victim.usage,
-        request = victim.request, processes = victim.processes, threshold = %threshold,
+    tracing::warn!(pod = %victim.name, uid = %victim.uid, threshold = %threshold,
         "evicting pod: {message}");
     ctx.evictions.order(&victim.uid, Eviction { message });
     Ok(())
 }
 
 fn candidate(pod: &Pod, usage: crate::agent::usage::PodUsage) -> Candidate {
-    let requests = rank::container_requests(pod);
     let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let of = |requests: &[(String, i64)], used: u64, containers: &[(String, u64)]| Usage {
+        used: to_i64(used),
+        request: requests.iter().map(|(_, r)| r).sum(),
+        containers: containers
+            .iter()
+            .map(|(name, used)| ContainerUsage {
+                request: requests
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, r)| *r),
+                name: name.clone(),
+                used: to_i64(*used),
+            })
+            .collect(),
+    };
+    let memory = of(
+        &rank::memory_requests(pod),
+        usage.working_set,
+        &usage.containers,
+    );
+    let (storage, inodes) = match &usage.disk {
+        Some(d) => (
+            of(&rank::storage_requests(pod), d.bytes, &d.containers),
+            of(&[], d.inodes, &[]),
+        ),
+        None => Default::default(),
+    };
     Candidate {
         uid: pod.metadata.uid.clone(),
         name: format!("{}/{}", pod.metadata.namespace, pod.metadata.name),
-        usage: to_i64(usage.working_set),
-        request: requests.iter().map(|(_, r)| r).sum(),
+        memory,
+        storage,
+        inodes,
         processes: to_i64(usage.processes),
-        containers: usage
-            .containers
-            .into_iter()
-            .map(|(name, usage)| ContainerMemory {
-                request: requests
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map_or(0, |(_, r)| *r),
-                name,
-                usage: to_i64(usage),
-            })
-            .collect(),
     }
 }
 
@@ -468,13 +489,21 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_reclaimed_before_pids_and_disk_not_at_all() {
+    fn memory_is_reclaimed_before_pids_and_pids_before_disk() {
         let met = thresholds::parse_thresholds(
-            "nodefs.available<10%,pid.available<1k,memory.available<1Mi",
+            "imagefs.inodesFree<5%,nodefs.available<10%,pid.available<1k,memory.available<1Mi",
         )
         .unwrap();
         assert_eq!(to_reclaim(&met).unwrap().signal, Signal::MemoryAvailable);
-        assert_eq!(to_reclaim(&met[..2]).unwrap().signal, Signal::PidAvailable);
-        assert_eq!(to_reclaim(&met[..1]), None);
+        assert_eq!(to_reclaim(&met[..3]).unwrap().signal, Signal::PidAvailable);
+        assert_eq!(
+            to_reclaim(&met[..2]).unwrap().signal,
+            Signal::NodeFsAvailable
+        );
+        assert_eq!(
+            to_reclaim(&met[..1]).unwrap().signal,
+            Signal::ImageFsInodesFree
+        );
+        assert_eq!(to_reclaim(&[]), None);
     }
 }
