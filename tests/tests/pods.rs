@@ -1153,15 +1153,26 @@ async fn get_pod(client: &noderun_client::Client, name: &str) -> Pod {
     }
 }
 
-/// Wait until the node reports `condition` True with `reason` and the
-/// controller has tainted it `taint:NoSchedule`.
+/// Wait until the node reports pressure `condition` True with kubelet's
+/// reason and the controller has tainted it NoSchedule for it.
 async fn wait_pressure_taint(
     cluster: &Cluster,
     client: &noderun_client::Client,
     condition: noderun_core::NodeConditionType,
-    taint: &str,
-    reason: &str,
 ) {
+    use noderun_core::NodeConditionType::*;
+    let (taint, reason) = match condition {
+        MemoryPressure => (
+            "node.kubernetes.io/memory-pressure",
+            "KubeletHasInsufficientMemory",
+        ),
+        DiskPressure => ("node.kubernetes.io/disk-pressure", "KubeletHasDiskPressure"),
+        PidPressure => (
+            "node.kubernetes.io/pid-pressure",
+            "KubeletHasInsufficientPID",
+        ),
+        other => panic!("{other:?} is no pressure condition"),
+    };
     let deadline = std::time::Instant::now() + START;
     loop {
         let Ok(noderun_core::Object::Node(node)) = client
@@ -1348,8 +1359,6 @@ async fn memory_pressure_evicts_best_effort_pods_first() {
         &cluster,
         &client,
         noderun_core::NodeConditionType::MemoryPressure,
-        "node.kubernetes.io/memory-pressure",
-        "KubeletHasInsufficientMemory",
     )
     .await;
     let deadline = std::time::Instant::now() + START;
@@ -1462,8 +1471,6 @@ async fn pid_pressure_evicts_the_pod_with_most_processes_first() {
         &cluster,
         &client,
         noderun_core::NodeConditionType::PidPressure,
-        "node.kubernetes.io/pid-pressure",
-        "KubeletHasInsufficientPID",
     )
     .await;
     wait_torn_down(&cluster, &forks.metadata.uid).await;
@@ -1515,10 +1522,71 @@ async fn disk_pressure_evicts_the_pod_writing_most_first() {
         &cluster,
         &client,
         noderun_core::NodeConditionType::DiskPressure,
-        "node.kubernetes.io/disk-pressure",
-        "KubeletHasDiskPressure",
     )
     .await;
     wait_torn_down(&cluster, &writer.metadata.uid).await;
     assert_no_trace_of_pod(&cluster, &writer.metadata.uid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_soft_threshold_evicts_gracefully_after_its_grace_period() {
+    if !privileged() {
+        return;
+    }
+    // Real pressure for a soft memory.available threshold from the start;
+    // it must hold 3 s before it evicts, and the pod gets at most 5 s.
+    let threshold = format!("memory.available<{}Ki", mem_available_kib() + (1 << 20));
+    let cluster = Cluster::start_with(&[
+        "--eviction-soft",
+        &threshold,
+        "--eviction-soft-grace-period",
+        "memory.available=3s",
+        "--eviction-max-pod-grace-period",
+        "5",
+        "--eviction-monitoring-interval",
+        "1s",
+    ]);
+    let client = cluster.client().await;
+    wait_pressure_taint(
+        &cluster,
+        &client,
+        noderun_core::NodeConditionType::MemoryPressure,
+    )
+    .await;
+    // Burstable (admitted under memory pressure), bound past the taint; it
+    // exits 0 on SIGTERM.
+    cluster.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: gentle\nspec:\n  nodeName: {}\n  \
+         terminationGracePeriodSeconds: 30\n  containers:\n  - name: main\n    image: busybox\n    \
+         command: [sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 0.2; done']\n    \
+         resources:\n      requests: {{memory: 1Mi}}\n",
+        cluster.node
+    ));
+    let gentle = cluster
+        .wait_pod(&client, "gentle", START, "Evicted", |p| {
+            p.status.phase.is_terminal()
+        })
+        .await;
+    assert!(evicted(&gentle), "{:#?}", gentle.status);
+    let c = &gentle.status.container_statuses[0];
+    let t = c.state.terminated.as_ref().expect("terminated");
+    // It ran, and stopped on SIGTERM: not killed.
+    assert!(t.started_at.is_some(), "{c:?}");
+    assert_eq!((t.exit_code, t.signal), (0, 0), "{c:?}");
+    // Not before the threshold had held for its grace period.
+    let Ok(noderun_core::Object::Node(node)) = client
+        .get(noderun_core::Kind::Node, "", &cluster.node)
+        .await
+    else {
+        panic!("node {} gone", cluster.node);
+    };
+    let pressure_since = node
+        .status
+        .condition(noderun_core::NodeConditionType::MemoryPressure)
+        .and_then(|c| c.last_transition_time)
+        .expect("MemoryPressure since");
+    let held = t.finished_at.expect("finished").secs_since(&pressure_since);
+    assert!(held >= 2, "evicted {held}s after the pressure began");
+    wait_torn_down(&cluster, &gentle.metadata.uid).await;
+    assert_no_trace(&cluster, &gentle.metadata.uid);
 }

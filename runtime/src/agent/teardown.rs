@@ -76,13 +76,15 @@ impl PodHost {
         Ok(ids)
     }
 
-    /// Kill pod `uid`'s containers at once (SIGKILL to every process of
-    /// each) and wait until they have stopped, leaving them, their rootfs
-    /// and the sandbox in place: their exits can still be read (an
-    /// eviction reports them before the teardown).
-    pub fn kill_pod(&self, uid: &str) -> Result<(), AgentError> {
+    /// Stop pod `uid`'s containers (SIGTERM and up to `grace` to exit,
+    /// then SIGKILL to every process of each) and wait until they have
+    /// stopped, leaving them, their rootfs and the sandbox in place: their
+    /// exits can still be read (an eviction reports them before the
+    /// teardown).
+    pub fn kill_pod(&self, uid: &str, grace: Duration) -> Result<(), AgentError> {
         let paths = self.paths(uid)?;
         let ids = self.container_ids(&paths)?;
+        self.stop_gracefully(&paths, &ids, grace);
         self.signal_and_wait(&paths, &ids, Signal::SIGKILL, true, KILL_WAIT);
         Ok(())
     }

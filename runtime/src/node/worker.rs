@@ -289,7 +289,10 @@ impl Worker {
         if !self.admitted {
             if let Some(message) = admission::refusal(&self.pod, *self.ctx.pressure.borrow()) {
                 tracing::warn!(pod = %uid, %message, "pod refused under node pressure");
-                self.evicted = Some(Eviction { message });
+                self.evicted = Some(Eviction {
+                    message,
+                    grace: Duration::ZERO,
+                });
                 return Ok(false);
             }
             self.admitted = true;
@@ -557,13 +560,20 @@ impl Worker {
             tracing::warn!(pod = %uid, message = %order.message, "evicting the pod");
             self.evicted = Some(order);
         }
-        // Looked at before the kill: what ran then is reported killed
-        // (exit 137), even where the runner could not read the exit code
-        // (a container adopted after a daemon restart).
-        let observed = self.observe().await?;
+        // Killed at once, it is looked at before the kill: what ran then
+        // is reported killed (exit 137), even where the runner could not
+        // read the exit code (a container adopted after a daemon restart).
+        // Stopped gracefully, its exits are read after the stop.
+        let grace = self.evicted.as_ref().map_or(Duration::ZERO, |e| e.grace);
+        let before = self.observe().await?;
         let id = uid.clone();
-        let doing = format!("killing the containers of evicted pod {uid}");
-        blocking(self.host(), doing, move |h| h.kill_pod(&id)).await?;
+        let doing = format!("stopping the containers of evicted pod {uid}");
+        blocking(self.host(), doing, move |h| h.kill_pod(&id, grace)).await?;
+        let observed = if grace.is_zero() {
+            before
+        } else {
+            self.observe().await?
+        };
         for t in self.containers.values_mut() {
             t.restart_at = None;
             t.history.will_restart = false;

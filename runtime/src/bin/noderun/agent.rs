@@ -7,6 +7,7 @@ use noderun_runtime::agent::{AgentConfig, Runner};
 use noderun_runtime::node::config::{
     parse_duration, parse_endpoint, parse_labels, parse_log_rotation, parse_reserved, parse_taints,
 };
+use noderun_runtime::node::eviction::soft::with_grace_periods;
 use noderun_runtime::node::eviction::thresholds::{default_thresholds, parse_thresholds};
 use noderun_runtime::node::host::HostConfig;
 use noderun_runtime::node::{self, facts, reconcile, NodeConfig};
@@ -122,6 +123,24 @@ pub struct AgentArgs {
     /// imagefs.available<15%,imagefs.inodesFree<5%); "" turns eviction off.
     #[arg(long, value_name = "THRESHOLDS")]
     eviction_hard: Option<String>,
+    /// Soft eviction thresholds (same syntax): each turns its pressure
+    /// condition on at once, and evicts (gracefully) once it has held for
+    /// its --eviction-soft-grace-period.
+    #[arg(long, value_name = "THRESHOLDS", default_value = "")]
+    eviction_soft: String,
+    /// How long each soft threshold must hold before it evicts:
+    /// SIGNAL=DURATION,... such as memory.available=1m30s.
+    #[arg(long, value_name = "PERIODS", default_value = "")]
+    eviction_soft_grace_period: String,
+    /// The longest grace period (seconds) a pod evicted by a soft
+    /// threshold gets; 0 or less: the pod's own terminationGracePeriodSeconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    eviction_max_pod_grace_period: i64,
     /// How long a pressure condition stays True after its thresholds were
     /// last met.
     #[arg(long, value_name = "DURATION", default_value = "5m0s")]
@@ -187,6 +206,13 @@ pub fn run_agent(state_dir: &Path, args: &AgentArgs) -> Result<()> {
         Some(text) => parse_thresholds(text).context("--eviction-hard")?,
         None => default_thresholds(),
     };
+    let soft = parse_thresholds(&args.eviction_soft).context("--eviction-soft")?;
+    config.eviction.soft = with_grace_periods(soft, &args.eviction_soft_grace_period, |t| {
+        parse_duration(t).map_err(|e| e.to_string())
+    })
+    .context("--eviction-soft-grace-period")?;
+    config.eviction.max_pod_grace = (args.eviction_max_pod_grace_period > 0)
+        .then(|| std::time::Duration::from_secs(args.eviction_max_pod_grace_period as u64));
     config.eviction.pressure_transition = parse_duration(&args.eviction_pressure_transition_period)
         .context("--eviction-pressure-transition-period")?;
     config.eviction.monitoring_interval = parse_duration(&args.eviction_monitoring_interval)

@@ -30,11 +30,13 @@ pub mod admission;
 pub mod conditions;
 pub mod rank;
 pub mod signals;
+pub mod soft;
 pub mod thresholds;
 
 use super::{blocking, registration, NodeContext, NodeError};
 use conditions::{NodePressure, PressureMemory};
 use noderun_client::ListOptions;
+use noderun_core::defaults::DEFAULT_TERMINATION_GRACE_SECONDS;
 use noderun_core::{
     ConditionStatus, ContainerState, ContainerStateTerminated, Kind, Object, Pod, PodPhase,
     PodStatus, Time,
@@ -56,6 +58,11 @@ pub const REASON_EVICTED: &str = "Evicted";
 pub struct EvictionConfig {
     /// `--eviction-hard`.
     pub hard: Vec<Threshold>,
+    /// `--eviction-soft` with `--eviction-soft-grace-period`.
+    pub soft: Vec<soft::SoftThreshold>,
+    /// `--eviction-max-pod-grace-period`: caps the grace period of a pod
+    /// evicted by a soft threshold (`None`: the pod's own).
+    pub max_pod_grace: Option<Duration>,
     /// How often the signals are read (kubelet: 10 s).
     pub monitoring_interval: Duration,
     /// `--eviction-pressure-transition-period` (kubelet: 5 min).
@@ -68,6 +75,8 @@ impl Default for EvictionConfig {
     fn default() -> Self {
         EvictionConfig {
             hard: thresholds::default_thresholds(),
+            soft: Vec::new(),
+            max_pod_grace: None,
             monitoring_interval: Duration::from_secs(10),
             pressure_transition: Duration::from_secs(300),
             state_dir: "/var/lib/noderun".into(),
@@ -90,6 +99,9 @@ impl EvictionConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Eviction {
     pub message: String,
+    /// Between SIGTERM and SIGKILL: zero for a hard threshold (and a
+    /// refused pod), the pod's grace period for a soft one.
+    pub grace: Duration,
 }
 
 impl Eviction {
@@ -234,6 +246,7 @@ pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(config.monitoring_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut memory = PressureMemory::default();
+    let mut soft_memory = soft::SoftMemory::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -251,11 +264,20 @@ pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         };
+        let now = Instant::now().into_std();
         let met = thresholds::thresholds_met(&config.hard, &observed);
-        let pressure = memory.observe(&met, Instant::now().into_std(), config.pressure_transition);
+        let soft_round = soft_memory.observe(&config.soft, &observed, now);
+        // A soft threshold sets its condition at once; it evicts only
+        // once it has held for its grace period.
+        let any_met: Vec<Threshold> = met.iter().chain(&soft_round.met).copied().collect();
+        let pressure = memory.observe(&any_met, now, config.pressure_transition);
         update_conditions(&ctx, pressure).await;
-        if let Some(threshold) = to_reclaim(&met) {
-            if let Err(e) = evict_one(&ctx, threshold, &observed).await {
+        let to_evict = match to_reclaim(&met) {
+            Some(hard) => Some((hard, false)),
+            None => to_reclaim(&soft_round.due).map(|t| (t, true)),
+        };
+        if let Some((threshold, soft)) = to_evict {
+            if let Err(e) = evict_one(&ctx, threshold, soft, &observed).await {
                 tracing::warn!(error = %e, "eviction round failed");
             }
         }
@@ -299,10 +321,13 @@ fn to_reclaim(met: &[Threshold]) -> Option<&Threshold> {
 }
 
 /// Evict the first pod in the order of `threshold`'s resource, unless an
-/// eviction is still under way.
+/// eviction is still under way: at once for a hard threshold, with the
+/// pod's grace period (capped by `--eviction-max-pod-grace-period`) for a
+/// `soft` one.
 async fn evict_one(
     ctx: &Arc<NodeContext>,
     threshold: &Threshold,
+    soft: bool,
     observed: &Observations,
 ) -> Result<(), NodeError> {
     let node = &ctx.config.node_name;
@@ -344,9 +369,18 @@ async fn evict_one(
     };
     let available = observed.get(&threshold.signal).map_or(0, |o| o.available);
     let message = rank::eviction_message(threshold, available, victim);
+    let grace = if soft {
+        let pod = live.iter().find(|p| p.metadata.uid == victim.uid);
+        let own = pod.and_then(|p| p.spec.termination_grace_period_seconds);
+        let cap = ctx.config.eviction.max_pod_grace;
+        soft::pod_grace(own, DEFAULT_TERMINATION_GRACE_SECONDS, cap)
+    } else {
+        Duration::ZERO
+    };
     tracing::warn!(pod = %victim.name, uid = %victim.uid, threshold = %threshold,
-        "evicting pod: {message}");
-    ctx.evictions.order(&victim.uid, Eviction { message });
+        grace = ?grace, "evicting pod: {message}");
+    ctx.evictions
+        .order(&victim.uid, Eviction { message, grace });
     Ok(())
 }
 
@@ -443,6 +477,7 @@ mod tests {
         let before_b = status.container_statuses[1].clone();
         let eviction = Eviction {
             message: "The node was low on resource: memory. ".into(),
+            grace: Duration::ZERO,
         };
         eviction.apply(&mut status, now);
         assert_eq!(status.phase, PodPhase::Failed);
