@@ -4,7 +4,8 @@
 
 use super::columns::age;
 use noderun_core::{
-    Container, ContainerState, Labels, Node, Object, ObjectMeta, Pod, ReplicaSet, Time,
+    Container, ContainerState, Labels, Node, NodeConditionType, Object, ObjectMeta, Pod,
+    ReplicaSet, Time,
 };
 use std::fmt::Write;
 
@@ -126,6 +127,9 @@ fn pod(d: &mut Description, p: &Pod) {
     d.field(0, "Node", &p.spec.node_name);
     d.field(0, "Status", &format!("{:?}", p.status.phase));
     d.field(0, "Reason", &p.status.reason);
+    if !p.status.message.is_empty() {
+        d.field(0, "Message", &p.status.message);
+    }
     d.field(0, "IP", &p.status.pod_ip);
     if !p.spec.init_containers.is_empty() {
         d.heading(0, "Init Containers");
@@ -159,9 +163,18 @@ fn node(d: &mut Description, n: &Node) {
     for c in &n.status.conditions {
         d.field(
             1,
-            &format!("{:?}", c.type_),
+            condition_name(c.type_),
             &format!("{:?} {}", c.status, c.reason),
         );
+    }
+    for (heading, list) in [
+        ("Capacity", &n.status.capacity),
+        ("Allocatable", &n.status.allocatable),
+    ] {
+        d.heading(0, heading);
+        for (resource, amount) in list {
+            d.field(1, resource, &amount.to_string());
+        }
     }
     d.heading(0, "Addresses");
     for a in &n.status.addresses {
@@ -173,6 +186,17 @@ fn node(d: &mut Description, n: &Node) {
     d.field(1, "OS Image", &info.os_image);
     d.field(1, "Architecture", &info.architecture);
     d.field(1, "Agent Version", &info.agent_version);
+}
+
+/// A node condition's type as the API spells it.
+fn condition_name(type_: NodeConditionType) -> &'static str {
+    match type_ {
+        NodeConditionType::Ready => "Ready",
+        NodeConditionType::MemoryPressure => "MemoryPressure",
+        NodeConditionType::DiskPressure => "DiskPressure",
+        NodeConditionType::PidPressure => "PIDPressure",
+        NodeConditionType::NetworkUnavailable => "NetworkUnavailable",
+    }
 }
 
 fn replicaset(d: &mut Description, rs: &ReplicaSet) {
@@ -258,6 +282,42 @@ mod tests {
             .unwrap_or_default();
         assert!(
             init.contains("State:            Terminated (Completed, exit code 0)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_node_shows_its_pressure_and_allocatable() {
+        use noderun_core::{ConditionStatus, NodeCondition, Quantity};
+        let mut node = Node::default();
+        node.metadata.name = "n1".into();
+        node.status.conditions = vec![NodeCondition {
+            type_: NodeConditionType::PidPressure,
+            status: ConditionStatus::True,
+            reason: "KubeletHasInsufficientPID".into(),
+            ..NodeCondition::default()
+        }];
+        node.status.capacity = [("memory".to_string(), Quantity::from_bytes(2 << 30))].into();
+        node.status.allocatable = [("memory".to_string(), Quantity::from_bytes(1 << 30))].into();
+        let text = describe(&Object::Node(node), Time::from_unix(1_764_000_000, 0));
+        for line in [
+            "  PIDPressure:      True KubeletHasInsufficientPID",
+            "Capacity:",
+            "  memory:           2Gi",
+            "Allocatable:",
+            "  memory:           1Gi",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        let mut pod = typical_pod();
+        pod.status.reason = "Evicted".into();
+        pod.status.message = "The node was low on resource: memory. ".into();
+        let text = describe(&Object::Pod(pod), Time::from_unix(1_764_000_000, 0));
+        assert!(
+            text.contains("Message:          The node was low on resource: memory."),
             "{text}"
         );
     }
