@@ -247,6 +247,8 @@ pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut memory = PressureMemory::default();
     let mut soft_memory = soft::SoftMemory::default();
+    // A changed pressure whose node status could not be sent yet.
+    let mut unsent = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -271,7 +273,7 @@ pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) {
         // once it has held for its grace period.
         let any_met: Vec<Threshold> = met.iter().chain(&soft_round.met).copied().collect();
         let pressure = memory.observe(&any_met, now, config.pressure_transition);
-        update_conditions(&ctx, pressure).await;
+        unsent = update_conditions(&ctx, pressure, unsent).await;
         let to_evict = match to_reclaim(&met) {
             Some(hard) => Some((hard, false)),
             None => to_reclaim(&soft_round.due).map(|t| (t, true)),
@@ -284,8 +286,10 @@ pub async fn run(ctx: Arc<NodeContext>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Publish the pressure and send the node's status when it changed.
-async fn update_conditions(ctx: &NodeContext, pressure: NodePressure) {
+/// Publish the pressure and send the node's status when it changed (or
+/// when the last change is still `unsent`); true while it is unsent (it
+/// is tried again next round, and by the heartbeat).
+async fn update_conditions(ctx: &NodeContext, pressure: NodePressure, unsent: bool) -> bool {
     let changed = ctx.pressure.send_if_modified(|p| {
         let changed = *p != pressure;
         *p = pressure;
@@ -298,9 +302,15 @@ async fn update_conditions(ctx: &NodeContext, pressure: NodePressure) {
             pid = pressure.pid,
             "node pressure changed"
         );
-        if let Err(e) = registration::refresh(ctx).await {
-            // The heartbeat sends it again later.
+    }
+    if !changed && !unsent {
+        return false;
+    }
+    match registration::refresh(ctx).await {
+        Ok(()) => false,
+        Err(e) => {
             tracing::warn!(error = %e, "sending the node's pressure conditions failed");
+            true
         }
     }
 }
