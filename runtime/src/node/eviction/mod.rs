@@ -1,7 +1,9 @@
 //! Node pressure eviction, as the kubelet's eviction manager does it.
 //! Every `monitoring_interval` (10 s) the manager reads the signals
 //! ([`signals`]), checks them against the hard thresholds
-//! ([`thresholds`], `--eviction-hard`), turns the node's MemoryPressure,
+//! ([`thresholds`], `--eviction-hard`) and the soft ones ([`soft`],
+//! `--eviction-soft`, which evict only once met for their grace period),
+//! turns the node's MemoryPressure,
 //! DiskPressure and PIDPressure conditions on or off ([`conditions`]; the
 //! node status is sent at once when they change, and the node lifecycle
 //! controller taints the node so no new pods come), and under pressure
@@ -10,8 +12,9 @@
 //!
 //! Evicting is the pod's worker's job, so only one task ever writes a
 //! pod's status: the manager hands the worker an [`Eviction`] through
-//! [`Evictions`]; the worker kills the containers at once (hard
-//! thresholds have no grace period), reports the pod Failed with reason
+//! [`Evictions`]; the worker stops the containers (at once for a hard
+//! threshold, with the pod's grace period for a soft one), reports the
+//! pod Failed with reason
 //! `Evicted` and kubelet's message, releases everything of it on the host
 //! (netplug DEL, cgroups, snapshots) and from then on never starts or
 //! restarts it. Its owner (a ReplicaSet) replaces it. The manager waits
