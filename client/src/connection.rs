@@ -2,12 +2,13 @@
 //! and a reader task that routes responses to their callers by request id
 //! and watch events to their streams.
 
+use super::stream::{Pushed, STREAM_QUEUE};
 use super::transport::Stream;
 use super::ClientError;
 use crate::framing::write_frames;
 use noderun_core::proto::{
     encode_frame, ClientMessage, Credentials, FrameDecoder, Hello, HelloOk, Request, Response,
-    ServerMessage, WatchEvent,
+    ServerMessage, StreamFrame, WatchEvent,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,6 +26,7 @@ pub const WATCH_QUEUE: usize = 1024;
 struct Routes {
     pending: HashMap<u32, oneshot::Sender<Response>>,
     watches: HashMap<u32, mpsc::Sender<WatchEvent>>,
+    streams: HashMap<u32, mpsc::Sender<Pushed>>,
     /// The reader has ended: nothing registered now would be answered.
     closed: bool,
 }
@@ -184,6 +186,51 @@ impl Connection {
         Ok((id, response?, events))
     }
 
+    /// Send a request whose answer is followed by pushed stream messages
+    /// (`OpenStream`, `ServeStreams`): its id, its response and the
+    /// receiver of what is pushed.
+    pub async fn open_pushed(
+        &self,
+        request: Request,
+    ) -> Result<(u32, Response, mpsc::Receiver<Pushed>), ClientError> {
+        let id = self.next_id();
+        let (tx, rx) = oneshot::channel();
+        let (pushed_tx, pushed) = mpsc::channel(STREAM_QUEUE);
+        {
+            let mut routes = lock(&self.routes);
+            if routes.closed {
+                return Err(ClientError::Closed);
+            }
+            routes.pending.insert(id, tx);
+            routes.streams.insert(id, pushed_tx);
+        }
+        let response = match self.send(id, request).await {
+            Ok(()) => rx.await.map_err(|_| ClientError::Closed),
+            Err(e) => Err(e),
+        };
+        if !matches!(
+            response,
+            Ok(Response::StreamOpened | Response::ServingStreams)
+        ) {
+            let mut routes = lock(&self.routes);
+            routes.pending.remove(&id);
+            routes.streams.remove(&id);
+        }
+        Ok((id, response?, pushed))
+    }
+
+    /// Send one frame of a stream on request id `id`.
+    pub async fn send_stream(&self, id: u32, frame: StreamFrame) -> Result<(), ClientError> {
+        let mut buf = Vec::new();
+        encode_frame(id, &ClientMessage::Stream(frame), &mut buf, self.max_frame)?;
+        self.out.send(buf).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Stop routing what is pushed on `id`.
+    pub fn forget_pushed(&self, id: u32) {
+        lock(&self.routes).streams.remove(&id);
+    }
+
     /// Stop routing a watch's events (the server is told separately).
     pub fn forget_watch(&self, id: u32) {
         lock(&self.routes).watches.remove(&id);
@@ -231,6 +278,8 @@ async fn read_loop(
                         }
                     }
                 }
+                ServerMessage::StreamOpen(open) => push(&routes, id, Pushed::Open(open)).await,
+                ServerMessage::Stream(frame) => push(&routes, id, Pushed::Frame(frame)).await,
                 ServerMessage::HelloOk(_) => {}
             }
         }
@@ -245,4 +294,16 @@ async fn read_loop(
     routes.closed = true;
     routes.pending.clear();
     routes.watches.clear();
+    routes.streams.clear();
+}
+
+/// Hand a pushed stream message to its receiver (waiting while its queue
+/// is full); a receiver gone stops the routing.
+async fn push(routes: &Mutex<Routes>, id: u32, message: Pushed) {
+    let stream = lock(routes).streams.get(&id).cloned();
+    if let Some(tx) = stream {
+        if tx.send(message).await.is_err() {
+            lock(routes).streams.remove(&id);
+        }
+    }
 }

@@ -9,6 +9,7 @@ mod connection;
 mod error;
 pub mod framing;
 pub mod pem;
+pub mod stream;
 mod transport;
 mod watch;
 
@@ -196,6 +197,21 @@ impl Client {
         }
     }
 
+    /// Open a `ctl logs`/`ctl exec` stream; its frames come on the
+    /// returned [`stream::StreamHandle`].
+    pub async fn open_stream(
+        &self,
+        target: noderun_core::proto::StreamTarget,
+    ) -> Result<stream::StreamHandle, ClientError> {
+        stream::open(&self.conn, Request::OpenStream(target), "open stream").await
+    }
+
+    /// Offer to serve the streams of this node's pods (a node identity):
+    /// the handle receives each [`stream::Pushed::Open`] and the frames.
+    pub async fn serve_streams(&self) -> Result<stream::StreamHandle, ClientError> {
+        stream::open(&self.conn, Request::ServeStreams, "serve streams").await
+    }
+
     pub async fn ping(&self) -> Result<(), ClientError> {
         match self.request(Request::Ping).await? {
             Response::Pong => Ok(()),
@@ -213,6 +229,8 @@ fn unexpected(request: &'static str, response: Response) -> ClientError {
         Response::WatchStarted { .. } => "a watch start",
         Response::WatchCancelled => "a watch cancellation",
         Response::Pong => "pong",
+        Response::StreamOpened => "a stream opening",
+        Response::ServingStreams => "a stream service start",
     };
     ClientError::Unexpected { request, got }
 }

@@ -1,6 +1,8 @@
 //! The apiserver against raw sockets: bad input (malformed, truncated,
 //! oversized frames, protocol misuse, random bytes) gets an error frame and
-//! a closed connection while every other client is still served; a watcher
+//! a closed connection while every other client is still served (stream
+//! frames included; misused stream requests are refused and the
+//! connection goes on); a watcher
 //! that stops reading is told to relist while others go on.
 
 mod common;
@@ -10,7 +12,7 @@ use noderun_controlplane::apiserver::ServeOptions;
 use noderun_controlplane::client::ListOptions;
 use noderun_core::proto::{
     encode_frame, ClientMessage, Credentials, ErrorCode, EventType, FrameDecoder, Hello, Request,
-    Response, ServerMessage, DEFAULT_MAX_FRAME,
+    Response, ServerMessage, StreamChunk, StreamFrame, StreamKind, StreamTarget, DEFAULT_MAX_FRAME,
 };
 use noderun_core::{Kind, LabelSelector, Object};
 use std::time::Duration;
@@ -195,6 +197,39 @@ async fn bad_frames_close_only_their_connection() {
             "bad magic",
         ),
         (
+            "truncated stream frame",
+            hello(ADMIN),
+            {
+                let mut f = frame(6, &ClientMessage::Stream(stdin_frame(6)));
+                f.truncate(f.len() - 2);
+                f
+            },
+            true,
+            0,
+            ErrorCode::BadRequest,
+            "ended inside a frame",
+        ),
+        (
+            "malformed stream frame",
+            hello(ADMIN),
+            // ClientMessage::Stream (variant 2), then a stream number that
+            // is no varint.
+            raw_frame(6, 12, &[2, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            false,
+            12,
+            ErrorCode::BadRequest,
+            "does not decode",
+        ),
+        (
+            "stream frame before hello",
+            vec![],
+            frame(6, &ClientMessage::Stream(stdin_frame(6))),
+            false,
+            6,
+            ErrorCode::BadRequest,
+            "first frame must be a Hello",
+        ),
+        (
             "bad token",
             vec![],
             hello("wrong-token-0123456789"),
@@ -222,6 +257,107 @@ async fn bad_frames_close_only_their_connection() {
             .unwrap_or_else(|e| panic!("after {what}: {e}"));
     }
     server.client(VIEWER).await.ping().await.unwrap();
+}
+
+fn stdin_frame(stream: u32) -> StreamFrame {
+    StreamFrame {
+        stream,
+        chunk: StreamChunk::Stdin(b"data".to_vec()),
+    }
+}
+
+/// The messages answering `frames` (the HelloOk left out), sent after a
+/// Hello as `token`, until `count` came.
+async fn exchange(
+    server: &TestServer,
+    token: &str,
+    frames: &[Vec<u8>],
+    count: usize,
+) -> Vec<(u32, ServerMessage)> {
+    let mut raw = UnixStream::connect(&server.socket).await.unwrap();
+    raw.write_all(&hello(token)).await.unwrap();
+    for f in frames {
+        raw.write_all(f).await.unwrap();
+    }
+    let mut decoder = FrameDecoder::default();
+    let mut out = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    while out.len() < count {
+        let n = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut chunk))
+            .await
+            .expect("answers within 10 s")
+            .unwrap();
+        assert!(n > 0, "closed after {out:?}");
+        decoder.extend(&chunk[..n]);
+        while let Some(m) = decoder.next_message::<ServerMessage>().unwrap() {
+            if !matches!(m.1, ServerMessage::HelloOk(_)) {
+                out.push(m);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_misuse_is_refused_without_closing_the_connection() {
+    let server = TestServer::start().await;
+    let open = |pod: &str| {
+        ClientMessage::Request(Request::OpenStream(StreamTarget {
+            namespace: "default".into(),
+            pod: pod.into(),
+            container: String::new(),
+            kind: StreamKind::Logs {
+                follow: false,
+                tail_lines: None,
+                previous: false,
+            },
+        }))
+    };
+    let got = exchange(
+        &server,
+        ADMIN,
+        &[
+            // Only a node serves streams.
+            frame(1, &ClientMessage::Request(Request::ServeStreams)),
+            // A frame of a stream that is not open is dropped.
+            frame(2, &ClientMessage::Stream(stdin_frame(2))),
+            // A stream of a pod that does not exist.
+            frame(3, &open("nosuch")),
+            frame(4, &ClientMessage::Request(Request::Ping)),
+        ],
+        3,
+    )
+    .await;
+    let error = |id: u32| match got.iter().find(|(i, _)| *i == id) {
+        Some((_, ServerMessage::Response(Response::Error(e)))) => (e.code, e.message.clone()),
+        other => panic!("request {id}: {other:?}"),
+    };
+    let (code, text) = error(1);
+    assert_eq!(code, ErrorCode::Forbidden);
+    assert!(text.contains("may not serve streams"), "{text}");
+    let (code, text) = error(3);
+    assert_eq!(code, ErrorCode::NotFound, "{text}");
+    assert!(
+        got.contains(&(4, ServerMessage::Response(Response::Pong))),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|(i, _)| *i == 2), "{got:?}");
+    // A viewer may not exec, before anything is looked up.
+    let exec = ClientMessage::Request(Request::OpenStream(StreamTarget {
+        namespace: "default".into(),
+        pod: "any".into(),
+        container: String::new(),
+        kind: StreamKind::Exec {
+            command: vec!["true".into()],
+            stdin: false,
+            tty: false,
+        },
+    }));
+    let got = exchange(&server, VIEWER, &[frame(1, &exec)], 1).await;
+    let ServerMessage::Response(Response::Error(e)) = &got[0].1 else {
+        panic!("{got:?}")
+    };
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e}");
 }
 
 /// xorshift64*: deterministic noise without a dependency.

@@ -1,6 +1,9 @@
 //! Feed arbitrary bytes to the frame decoder in chunks whose sizes come from
 //! the input itself; every message that decodes must re-encode and decode
-//! to the same value. Any panic is a bug.
+//! to the same value. Any panic is a bug. Both directions' enums are
+//! checked whole: requests, responses, watch events and the stream frames
+//! of `ctl logs`/`ctl exec` (`ClientMessage::Stream`, `ServerMessage::
+//! StreamOpen`/`Stream`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

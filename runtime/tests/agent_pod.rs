@@ -697,6 +697,12 @@ fn exec_sh(node: &Node, uid: &str, container: &str, script: &str) -> ExecOutput 
     capture(node, uid, container, &args, WAIT, EXEC_OUTPUT_LIMIT).unwrap()
 }
 
+/// A pipe as files: (read, write), close-on-exec.
+fn pipe() -> (std::fs::File, std::fs::File) {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    (r.into(), w.into())
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -757,7 +763,7 @@ fn exec_runs_inside_the_container_as_its_process() {
     // Its cgroup is the container's.
     let rt = tokio_rt();
     let runner = node.host.runner().clone();
-    let (read, write) = std::io::pipe().unwrap();
+    let (read, write) = pipe();
     let io = ExecIo::Stdio {
         stdin: OwnedFd::from(std::fs::File::open("/dev/null").unwrap()),
         stdout: OwnedFd::from(write.try_clone().unwrap()),
@@ -811,8 +817,8 @@ fn exec_streams_stdin_and_a_pty_and_reports_the_exit() {
     let rt = tokio_rt();
 
     // stdin piped through `cat`, which ends at end of file.
-    let (stdin_read, mut stdin_write) = std::io::pipe().unwrap();
-    let (mut out_read, out_write) = std::io::pipe().unwrap();
+    let (stdin_read, mut stdin_write) = pipe();
+    let (mut out_read, out_write) = pipe();
     let io = ExecIo::Stdio {
         stdin: OwnedFd::from(stdin_read),
         stdout: OwnedFd::from(out_write.try_clone().unwrap()),

@@ -31,6 +31,7 @@ pub const TEST_EVICTION_HARD: &str = "memory.available<100Mi,nodefs.available<1G
 
 const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
 const NODE_TOKEN: &str = "e2e-node-token-0123456789abcdef";
+const VIEWER_TOKEN: &str = "e2e-viewer-token-0123456789abcdef";
 
 /// A built binary of the workspace.
 pub fn binary(name: &str) -> PathBuf {
@@ -171,11 +172,15 @@ impl Cluster {
             // controlplane adds its controllers' and scheduler's.
             std::fs::write(
                 data.join("tokens.csv"),
-                format!("{ADMIN_TOKEN},admin\n{NODE_TOKEN},node:{}\n", self.node),
+                format!(
+                    "{ADMIN_TOKEN},admin\n{NODE_TOKEN},node:{}\n{VIEWER_TOKEN},viewer\n",
+                    self.node
+                ),
             )
             .unwrap();
             std::fs::write(self.admin_token_file(), format!("{ADMIN_TOKEN}\n")).unwrap();
             std::fs::write(self.dir.join("node.token"), format!("{NODE_TOKEN}\n")).unwrap();
+            std::fs::write(self.dir.join("viewer.token"), format!("{VIEWER_TOKEN}\n")).unwrap();
         }
         let mut child = Command::new(binary("controlplane"))
             .arg("--data-dir")
@@ -304,14 +309,37 @@ impl Cluster {
 
     /// `ctl` against this cluster as admin.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(binary("ctl"))
-            .arg("--socket")
-            .arg(self.socket())
-            .arg("--token-file")
-            .arg(self.admin_token_file())
-            .args(args)
+        self.ctl_command(args, self.admin_token_file())
             .output()
             .expect("run ctl")
+    }
+
+    /// `ctl` as admin, not waited for: stdin and stdout piped (a `logs -f`
+    /// to read from, an `exec -i` to write to). The caller kills it.
+    pub fn ctl_spawn(&self, args: &[&str]) -> std::process::Child {
+        self.ctl_command(args, self.admin_token_file())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ctl")
+    }
+
+    /// `ctl` as a viewer (may read, logs included, but not exec).
+    pub fn ctl_as_viewer(&self, args: &[&str]) -> Output {
+        self.ctl_command(args, self.dir.join("viewer.token"))
+            .output()
+            .expect("run ctl")
+    }
+
+    fn ctl_command(&self, args: &[&str], token_file: PathBuf) -> Command {
+        let mut c = Command::new(binary("ctl"));
+        c.arg("--socket")
+            .arg(self.socket())
+            .arg("--token-file")
+            .arg(token_file)
+            .args(args);
+        c
     }
 
     /// `ctl` that must succeed; its stdout.

@@ -4,6 +4,8 @@
 //! test runs its own cluster (see `noderun_tests::cluster`), so they run
 //! side by side.
 
+use noderun_client::stream::Pushed;
+use noderun_core::proto::{StreamChunk, StreamFrame, StreamKind, StreamTarget};
 use noderun_core::{ConditionStatus, Kind, Object, Pod, PodConditionType, PodPhase};
 use noderun_testkit::privileged;
 use noderun_tests::cluster::Cluster;
@@ -251,6 +253,9 @@ async fn a_crashing_container_restarts_with_back_off() {
     // one before (whose line may still be on its way through its logger).
     let log = wait_log(&cluster, &first, "crasher", "crashing", 2).await;
     assert_eq!(log.matches("crashing").count(), 2, "{log}");
+    // ctl logs --previous: the instance before the last restart.
+    let previous = cluster.ctl_ok(&["logs", "crasher", "--previous"]);
+    assert_eq!(previous, "crashing\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1589,4 +1594,243 @@ async fn a_soft_threshold_evicts_gracefully_after_its_grace_period() {
     assert!(held >= 2, "evicted {held}s after the pressure began");
     wait_torn_down(&cluster, &gentle.metadata.uid).await;
     assert_no_trace(&cluster, &gentle.metadata.uid);
+}
+
+/// ctl's stdout and stderr as text, with its exit code.
+fn said(out: &std::process::Output) -> (Option<i32>, String, String) {
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Wait until `ctl logs` (with `args`) prints `needle`; its stdout.
+async fn wait_ctl_logs(cluster: &Cluster, args: &[&str], needle: &str) -> String {
+    let deadline = std::time::Instant::now() + START;
+    loop {
+        let (code, stdout, stderr) = said(&cluster.ctl(args));
+        if stdout.contains(needle) {
+            return stdout;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ctl {args:?} never printed {needle:?}: {code:?} {stdout} {stderr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_and_exec_go_through_the_apiserver() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: talker\nspec:\n  containers:\n  \
+         - name: main\n    image: busybox\n    command: [sh, -c, 'i=1; while true; do echo line-$i; \
+         i=$((i+1)); sleep 0.2; done']\n",
+    );
+    let client = cluster.client().await;
+    cluster
+        .wait_pod(&client, "talker", START, "Running", running)
+        .await;
+
+    // logs: what the container wrote, the last lines with --tail.
+    let all = wait_ctl_logs(&cluster, &["logs", "talker"], "line-3\n").await;
+    assert!(all.starts_with("line-1\nline-2\nline-3\n"), "{all}");
+    let tail = cluster.ctl_ok(&["logs", "talker", "--tail", "1"]);
+    assert_eq!(tail.lines().count(), 1, "{tail}");
+    assert!(tail.starts_with("line-"), "{tail}");
+    let seen: u32 = tail.trim().trim_start_matches("line-").parse().unwrap();
+
+    // -f: the lines written after it started come too.
+    let mut follow = noderun_testkit::ChildGuard::new(cluster.ctl_spawn(&["logs", "talker", "-f"]));
+    let stdout = follow.child_mut().unwrap().stdout.take().unwrap();
+    let later = format!("line-{}", seen + 5);
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| *l == later)
+    });
+    let deadline = std::time::Instant::now() + START;
+    while !reader.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ctl logs -f saw no new line"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reader.join().unwrap().is_some(), "ctl logs -f ended early");
+    follow.cleanup().unwrap();
+
+    // exec: a file read inside the container, exit codes, stdin.
+    let hostname = cluster.ctl_ok(&["exec", "talker", "--", "cat", "/etc/hostname"]);
+    assert_eq!(hostname, "talker\n");
+    let (code, _, _) = said(&cluster.ctl(&["exec", "talker", "--", "sh", "-c", "exit 7"]));
+    assert_eq!(code, Some(7));
+    let (code, stdout, stderr) = said(&cluster.ctl(&[
+        "exec",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 0",
+    ]));
+    assert_eq!(
+        (code, stdout.as_str(), stderr.as_str()),
+        (Some(0), "out\n", "err\n")
+    );
+    let mut cat = noderun_testkit::ChildGuard::new(cluster.ctl_spawn(&[
+        "exec",
+        "-i",
+        "talker",
+        "--",
+        "sh",
+        "-c",
+        "cat; echo done",
+    ]));
+    {
+        use std::io::Write;
+        let child = cat.child_mut().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"hello\nworld\n").unwrap();
+    }
+    let out = std::thread::spawn(move || {
+        let output = cat.child_mut().unwrap();
+        let mut text = String::new();
+        use std::io::Read;
+        output
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        let status = output.wait().unwrap();
+        (status.code(), text)
+    });
+    let (code, text) = tokio::task::spawn_blocking(move || out.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!((code, text.as_str()), (Some(0), "hello\nworld\ndone\n"));
+
+    // Who may: a viewer reads logs but may not exec.
+    let (code, stdout, _) = said(&cluster.ctl_as_viewer(&["logs", "talker", "--tail", "1"]));
+    assert_eq!(code, Some(0));
+    assert!(stdout.starts_with("line-"), "{stdout}");
+    let (code, _, stderr) = said(&cluster.ctl_as_viewer(&["exec", "talker", "--", "true"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("viewer may not exec into pods default/talker"),
+        "{stderr}"
+    );
+
+    // -t: a terminal on the node, sized by the client, the exit through it
+    // (driven with the client library: ctl -t needs a terminal of its own).
+    let mut tty = client
+        .open_stream(StreamTarget {
+            namespace: "default".into(),
+            pod: "talker".into(),
+            container: String::new(),
+            kind: StreamKind::Exec {
+                command: vec!["sh".into()],
+                stdin: true,
+                tty: true,
+            },
+        })
+        .await
+        .unwrap();
+    let id = tty.id();
+    tty.send(id, StreamChunk::Resize { rows: 33, cols: 99 })
+        .await
+        .unwrap();
+    tty.send(id, StreamChunk::Stdin(b"stty size; tty; exit 3\n".to_vec()))
+        .await
+        .unwrap();
+    let mut shown = Vec::new();
+    let code = tokio::time::timeout(START, async {
+        loop {
+            match tty.recv().await {
+                Some(Pushed::Frame(StreamFrame {
+                    chunk: StreamChunk::Stdout(b),
+                    ..
+                })) => {
+                    tty.send(id, StreamChunk::Ack(b.len() as u32))
+                        .await
+                        .unwrap();
+                    shown.extend_from_slice(&b);
+                }
+                Some(Pushed::Frame(StreamFrame {
+                    chunk: StreamChunk::Exit(code),
+                    ..
+                })) => return code,
+                Some(other) => assert!(
+                    matches!(
+                        other,
+                        Pushed::Frame(StreamFrame {
+                            chunk: StreamChunk::Ack(_),
+                            ..
+                        })
+                    ),
+                    "{other:?}"
+                ),
+                None => panic!("the connection ended"),
+            }
+        }
+    })
+    .await
+    .expect("the tty session ends");
+    let shown = String::from_utf8_lossy(&shown);
+    assert_eq!(code, 3, "{shown}");
+    assert!(
+        shown.contains("33 99") && shown.contains("/dev/pts/"),
+        "{shown}"
+    );
+
+    // Clear errors: no such pod, no such container, a container to pick,
+    // a pod on no node, a node gone.
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pair\nspec:\n  containers:\n  \
+         - name: a\n    image: busybox\n    command: [sleep, '3600']\n  \
+         - name: b\n    image: busybox\n    command: [sleep, '3600']\n---\n\
+         apiVersion: v1\nkind: Pod\nmetadata:\n  name: nowhere\nspec:\n  nodeSelector:\n    \
+         no-such-label: x\n  containers:\n  - name: c\n    image: busybox\n",
+    );
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["logs", "talker", "--previous"],
+            "previous terminated instance of container main of pod default/talker not found",
+        ),
+        (&["logs", "nosuch"], "not found"),
+        (
+            &["exec", "talker", "-c", "nope", "--", "true"],
+            "container nope is not in pod default/talker",
+        ),
+        (
+            &["logs", "pair"],
+            "a container name must be given for pod default/pair with -c, one of: a b",
+        ),
+        (
+            &["logs", "nowhere"],
+            "pod default/nowhere is not scheduled to a node yet",
+        ),
+    ];
+    for (args, says) in cases {
+        let (code, _, stderr) = said(&cluster.ctl(args));
+        assert_eq!(code, Some(1), "ctl {args:?}");
+        assert!(stderr.contains(says), "ctl {args:?}: {stderr}");
+    }
+    cluster.kill_noderun();
+    let deadline = std::time::Instant::now() + START;
+    loop {
+        let (code, _, stderr) = said(&cluster.ctl(&["logs", "talker"]));
+        if stderr.contains("is not connected to the apiserver") {
+            assert_eq!(code, Some(1));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stderr}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -40,6 +40,10 @@ pub enum Verb {
     UpdateStatus,
     Delete,
     Bind,
+    /// Read a pod container's log (`pods/log`).
+    Logs,
+    /// Run a command in a pod's container (`pods/exec`).
+    Exec,
 }
 
 impl Verb {
@@ -69,6 +73,8 @@ impl Verb {
             Verb::UpdateStatus => "update the status of",
             Verb::Delete => "delete",
             Verb::Bind => "bind",
+            Verb::Logs => "read the logs of",
+            Verb::Exec => "exec into",
         }
     }
 }
@@ -119,6 +125,9 @@ pub enum Grant {
 
 /// Whether `identity` may perform `verb` on `target`.
 pub fn authorize(identity: &Identity, verb: Verb, target: &Target<'_>) -> Result<Grant, ApiError> {
+    if matches!(verb, Verb::Logs | Verb::Exec) {
+        return authorize_stream(identity, verb, target);
+    }
     match identity {
         Identity::Admin => Ok(Grant::All),
         Identity::Viewer if verb.is_read() => Ok(Grant::All),
@@ -128,6 +137,32 @@ pub fn authorize(identity: &Identity, verb: Verb, target: &Target<'_>) -> Result
         Identity::Scheduler => authorize_scheduler(identity, verb, target),
     }
 }
+
+/// `pods/log` and `pods/exec`: admin both; viewers read logs; a node only
+/// the pods bound to it (checked against the stored pod); nobody else.
+fn authorize_stream(
+    identity: &Identity,
+    verb: Verb,
+    target: &Target<'_>,
+) -> Result<Grant, ApiError> {
+    if target.kind != Kind::Pod {
+        return Err(forbidden(
+            identity,
+            verb,
+            target,
+            "only pods have logs and exec",
+        ));
+    }
+    match identity {
+        Identity::Admin => Ok(Grant::All),
+        Identity::Viewer if verb == Verb::Logs => Ok(Grant::All),
+        Identity::Node(node) => Ok(Grant::PodsBoundTo(node.clone())),
+        _ => Err(forbidden(identity, verb, target, STREAM_RULE)),
+    }
+}
+
+const STREAM_RULE: &str = "admins may read logs and exec, viewers may read logs, \
+a node may do both only in the pods bound to it";
 
 fn authorize_scheduler(
     identity: &Identity,
@@ -361,6 +396,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stream_rules() {
+        let pod = target(Kind::Pod, "default", "p");
+        assert_eq!(
+            authorize(&Identity::Admin, Verb::Exec, &pod),
+            Ok(Grant::All)
+        );
+        assert_eq!(
+            authorize(&Identity::Viewer, Verb::Logs, &pod),
+            Ok(Grant::All)
+        );
+        let e = authorize(&Identity::Viewer, Verb::Exec, &pod).unwrap_err();
+        assert!(
+            e.message
+                .contains("viewer may not exec into pods default/p"),
+            "{e}"
+        );
+        for who in [Identity::Controllers, Identity::Scheduler] {
+            for verb in [Verb::Logs, Verb::Exec] {
+                assert_eq!(
+                    authorize(&who, verb, &pod).unwrap_err().code,
+                    ErrorCode::Forbidden
+                );
+            }
+        }
+        let n1 = Identity::Node("n1".into());
+        let grant = authorize(&n1, Verb::Exec, &pod).unwrap();
+        assert_eq!(grant, Grant::PodsBoundTo("n1".into()));
+        let bound = |node: &str| {
+            let mut p = Pod::default();
+            p.spec.node_name = node.into();
+            Object::Pod(p)
+        };
+        assert!(check_pod_binding(&n1, Verb::Exec, &grant, &bound("n1")).is_ok());
+        let e = check_pod_binding(&n1, Verb::Exec, &grant, &bound("n2")).unwrap_err();
+        assert!(
+            e.message.contains("exec into") && e.message.contains("n2"),
+            "{e}"
+        );
+        let node = target(Kind::Node, "", "n1");
+        assert!(authorize(&Identity::Admin, Verb::Logs, &node).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! and the connection is closed; nothing a client sends can take more
 //! than its own connection down.
 
+use super::streams::{ClientStream, NodeRegistration};
 use super::watch::{pump, WatchRequest};
 use super::{Apiserver, Identity};
 use crate::store::Store;
@@ -180,7 +181,7 @@ async fn run<S: Store, R: AsyncRead>(
             }
             Err(e) => return Stop::Refuse(id, e),
         },
-        Ok(Ok(Some((id, ClientMessage::Request(_))))) => {
+        Ok(Ok(Some((id, ClientMessage::Request(_) | ClientMessage::Stream(_))))) => {
             let e = ApiError::new(ErrorCode::BadRequest, "the first frame must be a Hello");
             return Stop::Refuse(id, e);
         }
@@ -189,10 +190,31 @@ async fn run<S: Store, R: AsyncRead>(
     let in_flight = Arc::new(Semaphore::new(options.max_in_flight));
     let mut tasks = JoinSet::new();
     let mut watches: HashMap<u32, AbortHandle> = HashMap::new();
+    // Streams this client opened, by request id; the node link when this
+    // is a node serving streams. Dropped with the connection.
+    let mut streams: HashMap<u32, ClientStream> = HashMap::new();
+    let mut serving: Option<NodeRegistration> = None;
     loop {
         while tasks.try_join_next().is_some() {}
         let (id, request) = match reader.next().await {
             Ok(Some((id, ClientMessage::Request(r)))) => (id, r),
+            Ok(Some((id, ClientMessage::Stream(frame)))) => {
+                match &serving {
+                    Some(link) if link.serve_id == id => {
+                        server.streams.relay_from_node(link, frame)
+                    }
+                    _ => {
+                        let end = frame.chunk.is_end();
+                        if let Some(stream) = streams.get(&id) {
+                            stream.send(frame.chunk);
+                        }
+                        if end {
+                            streams.remove(&id);
+                        }
+                    }
+                }
+                continue;
+            }
             Ok(Some((id, ClientMessage::Hello(_)))) => {
                 let e = ApiError::new(ErrorCode::BadRequest, "a second Hello on one connection");
                 return Stop::Refuse(id, e);
@@ -237,6 +259,36 @@ async fn run<S: Store, R: AsyncRead>(
                     None => Response::Error(ApiError::new(
                         ErrorCode::NotFound,
                         format!("no watch with request id {watch_id} on this connection"),
+                    )),
+                };
+                let frame = encode(id, &ServerMessage::Response(response), options.max_frame);
+                if out.send(frame).await.is_err() {
+                    return Stop::Done;
+                }
+            }
+            Request::OpenStream(target) => {
+                let response = match server.open_stream(&identity, id, target, out.clone()).await {
+                    Ok(stream) => {
+                        streams.insert(id, stream);
+                        Response::StreamOpened
+                    }
+                    Err(e) => Response::Error(e),
+                };
+                let frame = encode(id, &ServerMessage::Response(response), options.max_frame);
+                if out.send(frame).await.is_err() {
+                    return Stop::Done;
+                }
+            }
+            Request::ServeStreams => {
+                let response = match identity.as_ref() {
+                    Identity::Node(node) => {
+                        serving = Some(server.streams.register_node(node, id, out.clone()));
+                        tracing::debug!(%peer, %node, "node serves streams");
+                        Response::ServingStreams
+                    }
+                    other => Response::Error(ApiError::new(
+                        ErrorCode::Forbidden,
+                        format!("{other} may not serve streams: only a node identity does"),
                     )),
                 };
                 let frame = encode(id, &ServerMessage::Response(response), options.max_frame);

@@ -96,9 +96,12 @@ impl<S: Store> Apiserver<S> {
                     .await
             }
             Request::Ping => Ok(Response::Pong),
-            Request::Watch { .. } | Request::CancelWatch { .. } => Err(ApiError::new(
+            Request::Watch { .. }
+            | Request::CancelWatch { .. }
+            | Request::OpenStream(_)
+            | Request::ServeStreams => Err(ApiError::new(
                 ErrorCode::BadRequest,
-                "watch requests belong to a connection",
+                "watch and stream requests belong to a connection",
             )),
         };
         result.unwrap_or_else(Response::Error)

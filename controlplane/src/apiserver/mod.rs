@@ -8,7 +8,9 @@
 //! then the store; the store's revision is the resourceVersion and an
 //! update is a compare-and-swap on it. Deletion of a pod bound to a node is
 //! graceful ([`delete`]). Watches are streamed on the connection that asked
-//! for them, each with a bounded queue ([`watch`]).
+//! for them, each with a bounded queue ([`watch`]). `ctl logs` and `ctl
+//! exec` streams are relayed to the pod's node over the node's own
+//! connection ([`streams`]).
 //!
 //! Layout: [`connection`] (one client: handshake, request loop, writer),
 //! [`listener`] (Unix, TLS and test-only plaintext listeners), [`pki`]
@@ -29,6 +31,7 @@ mod identity;
 pub mod ids;
 pub mod listener;
 pub mod pki;
+pub mod streams;
 pub mod watch;
 
 pub use authn::{Authenticator, TokenFileError};
@@ -70,6 +73,8 @@ pub struct Apiserver<S> {
     store: S,
     authn: Authenticator,
     options: ServeOptions,
+    /// Nodes' stream links and the streams relayed on them.
+    streams: std::sync::Arc<streams::StreamHub>,
 }
 
 impl<S: Store> Apiserver<S> {
@@ -80,6 +85,7 @@ impl<S: Store> Apiserver<S> {
         Apiserver {
             store,
             authn,
+            streams: std::sync::Arc::new(streams::StreamHub::new(options.max_frame)),
             options,
         }
     }

@@ -2,6 +2,7 @@
 //! answer, responses and watch events. Each direction has one enum
 //! ([`ClientMessage`], [`ServerMessage`]) so a decoder is typed.
 
+use super::stream::{StreamFrame, StreamOpen, StreamTarget};
 use super::ApiError;
 use crate::model::{Kind, LabelSelector, Object};
 use alloc::string::String;
@@ -106,6 +107,13 @@ pub enum Request {
         watch_id: u32,
     },
     Ping,
+    /// A log or exec stream of a pod's container: answered
+    /// `StreamOpened`, then [`StreamFrame`]s both ways on this request id.
+    OpenStream(StreamTarget),
+    /// A node offers to serve streams of its pods: answered
+    /// `ServingStreams`, then [`StreamOpen`]s and [`StreamFrame`]s are
+    /// pushed on this request id until the connection ends.
+    ServeStreams,
 }
 
 /// The answer to one request.
@@ -125,6 +133,8 @@ pub enum Response {
     WatchCancelled,
     Pong,
     Error(ApiError),
+    StreamOpened,
+    ServingStreams,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -158,6 +168,8 @@ pub struct WatchEvent {
 pub enum ClientMessage {
     Hello(Hello),
     Request(Request),
+    /// A piece of an open stream (see `OpenStream`, `ServeStreams`).
+    Stream(StreamFrame),
 }
 
 /// Everything a server sends.
@@ -167,4 +179,8 @@ pub enum ServerMessage {
     HelloOk(HelloOk),
     Response(Response),
     Event(WatchEvent),
+    /// A stream for the node to serve, on its `ServeStreams` request.
+    StreamOpen(StreamOpen),
+    /// A piece of an open stream.
+    Stream(StreamFrame),
 }

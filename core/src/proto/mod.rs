@@ -2,7 +2,9 @@
 //! the apiserver. A connection is a stream of frames ([`frame`]); the
 //! client opens with a [`Hello`] ([`handshake`]); requests get one
 //! [`Response`] on their request id; a watch pushes [`WatchEvent`]s on the
-//! id of the request that opened it; failures are typed ([`ApiError`]).
+//! id of the request that opened it; failures are typed ([`ApiError`]);
+//! `ctl logs` and `ctl exec` are streams relayed through the apiserver
+//! over the node's connection ([`StreamFrame`], see `stream.rs`).
 //! Payloads are postcard: compact, and every model type round-trips.
 
 mod error;
@@ -13,6 +15,7 @@ mod io;
 mod message;
 #[doc(hidden)]
 pub mod sample;
+mod stream;
 
 pub use error::{ApiError, Cause, ErrorCode};
 pub use frame::{encode_frame, Frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME, HEADER_LEN};
@@ -22,6 +25,10 @@ pub use io::{read_frame, write_frame, FrameIoError};
 pub use message::{
     ClientMessage, Credentials, EventType, Hello, HelloOk, Preconditions, Request, Response,
     ServerMessage, WatchEvent,
+};
+pub use stream::{
+    StreamChunk, StreamFrame, StreamKind, StreamOpen, StreamTarget, Window, STREAM_CHUNK,
+    STREAM_WINDOW,
 };
 
 #[cfg(test)]

@@ -80,7 +80,49 @@ fn every_request() -> Vec<Request> {
         },
         Request::CancelWatch { watch_id: 4 },
         Request::Ping,
+        Request::OpenStream(StreamTarget {
+            namespace: "prod".into(),
+            pod: "a".into(),
+            container: "".into(),
+            kind: StreamKind::Logs {
+                follow: true,
+                tail_lines: Some(10),
+                previous: false,
+            },
+        }),
+        Request::OpenStream(StreamTarget {
+            namespace: "prod".into(),
+            pod: "a".into(),
+            container: "web".into(),
+            kind: StreamKind::Exec {
+                command: alloc::vec!["cat".into(), "/etc/hostname".into()],
+                stdin: true,
+                tty: true,
+            },
+        }),
+        Request::ServeStreams,
     ]
+}
+
+/// A frame of every chunk kind on stream `stream`.
+fn every_stream_frame(stream: u32) -> Vec<StreamFrame> {
+    [
+        StreamChunk::Stdin(alloc::vec![1, 2, 3]),
+        StreamChunk::Stdout(b"line\n".to_vec()),
+        StreamChunk::Stderr(Vec::new()),
+        StreamChunk::StdinClosed,
+        StreamChunk::Resize {
+            rows: 40,
+            cols: 120,
+        },
+        StreamChunk::Ack(STREAM_WINDOW),
+        StreamChunk::Exit(137),
+        StreamChunk::Error(ApiError::new(ErrorCode::NotFound, "no container x")),
+        StreamChunk::Close,
+    ]
+    .into_iter()
+    .map(|chunk| StreamFrame { stream, chunk })
+    .collect()
 }
 
 fn every_server_message() -> Vec<ServerMessage> {
@@ -100,7 +142,22 @@ fn every_server_message() -> Vec<ServerMessage> {
         ServerMessage::Response(Response::WatchStarted { revision: 12 }),
         ServerMessage::Response(Response::WatchCancelled),
         ServerMessage::Response(Response::Pong),
+        ServerMessage::Response(Response::StreamOpened),
+        ServerMessage::Response(Response::ServingStreams),
+        ServerMessage::StreamOpen(StreamOpen {
+            stream: 3,
+            namespace: "prod".into(),
+            pod: "a".into(),
+            uid: "u-1".into(),
+            container: "web".into(),
+            kind: StreamKind::Exec {
+                command: alloc::vec!["sh".into()],
+                stdin: false,
+                tty: false,
+            },
+        }),
     ];
+    all.extend(every_stream_frame(3).into_iter().map(ServerMessage::Stream));
     for code in [
         ErrorCode::NotFound,
         ErrorCode::AlreadyExists,
@@ -146,6 +203,7 @@ fn every_message_round_trips_in_any_chunking() {
         "ctl/0.1"
     ))];
     client.extend(every_request().into_iter().map(ClientMessage::Request));
+    client.extend(every_stream_frame(9).into_iter().map(ClientMessage::Stream));
     let mut stream = Vec::new();
     for (i, m) in client.iter().enumerate() {
         stream.extend(frame_of(i as u32, m));

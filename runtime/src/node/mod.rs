@@ -39,6 +39,7 @@ pub mod reconcile;
 pub mod registration;
 pub mod restart;
 pub mod status;
+mod streams;
 pub mod worker;
 
 pub use config::NodeConfig;
@@ -141,9 +142,11 @@ pub async fn run(
     tracing::info!(node = %ctx.config.node_name, "node registered");
     let heartbeat = tokio::spawn(lease::heartbeat(Arc::clone(&ctx), stop.clone()));
     let evictions = tokio::spawn(eviction::run(Arc::clone(&ctx), stop.clone()));
+    let streams = tokio::spawn(streams::serve(Arc::clone(&ctx), stop.clone()));
     let pods = dispatch::run(Arc::clone(&ctx), stop.clone()).await;
     let _ = stop.wait_for(|s| *s).await;
     heartbeat.abort();
     evictions.abort();
+    streams.abort();
     pods
 }

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 ///   ctl apply -f app.yaml
 ///   ctl get pods -o wide
 ///   ctl scale rs web --replicas 3
+///   ctl logs web -f
+///   ctl exec -it web -- sh
 ///   ctl delete pod web
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
@@ -85,6 +87,45 @@ pub enum Command {
         /// Remove at once, without waiting for the node.
         #[arg(long)]
         force: bool,
+    },
+    /// Print a container's log (as kubectl logs).
+    ///
+    /// Example: ctl logs web -c sidecar -f --tail 20
+    #[command(verbatim_doc_comment)]
+    Logs {
+        pod: String,
+        /// The container; needed only when the pod has several.
+        #[arg(short, long)]
+        container: Option<String>,
+        /// Keep printing what the container writes until it ends.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
+        /// The log of the container's previous instance (before its last restart).
+        #[arg(short, long)]
+        previous: bool,
+    },
+    /// Run a command in a running container (as kubectl exec); ctl exits
+    /// with the command's exit code.
+    ///
+    /// Example: ctl exec -it web -- sh
+    #[command(verbatim_doc_comment)]
+    Exec {
+        pod: String,
+        /// The container; needed only when the pod has several.
+        #[arg(short, long)]
+        container: Option<String>,
+        /// Pass stdin to the command.
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        /// A terminal: the local one in raw mode, its size forwarded.
+        #[arg(short, long)]
+        tty: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// Set the replica count of a ReplicaSet.
     Scale {

@@ -8,9 +8,9 @@ use args::{Cli, Command, Create, Output};
 use clap::Parser;
 use noderun_controlplane::client::{Client, ClientError, DeleteOptions, Endpoint, ListOptions};
 use noderun_controlplane::ctl::config::{self, Settings};
-use noderun_controlplane::ctl::{apply, columns, describe, hint, table};
+use noderun_controlplane::ctl::{apply, columns, describe, hint, stream, table, terminal};
 use noderun_core::manifest;
-use noderun_core::proto::{ErrorCode, EventType};
+use noderun_core::proto::{ErrorCode, EventType, StreamKind, StreamTarget};
 use noderun_core::{
     Container, Kind, LabelSelector, Namespace, Object, ObjectMeta, Pod, PodSpec, Time,
 };
@@ -28,8 +28,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = runtime.block_on(run(cli));
+    // A read of stdin may still be pending (exec -i): do not wait for it.
+    runtime.shutdown_background();
+    match result {
+        Ok(0) => ExitCode::SUCCESS,
+        // A command's exit code (exec): 1-255 as the shell shows it.
+        Ok(code) => ExitCode::from(u8::try_from(code.clamp(1, 255)).unwrap_or(1)),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -69,7 +74,8 @@ fn explain(err: ClientError, endpoint: &Endpoint) -> anyhow::Error {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Run the command; its exit code (0 unless `exec` says otherwise).
+async fn run(cli: Cli) -> Result<i32> {
     let settings = settings(&cli)?;
     let endpoint = settings.endpoint();
     let token_file = settings.token_file();
@@ -127,11 +133,79 @@ async fn run(cli: Cli) -> Result<()> {
             name,
             replicas,
         } => scale(&client, kind.parse()?, ns, &name, replicas).await,
+        Command::Logs {
+            pod,
+            container,
+            follow,
+            tail,
+            previous,
+        } => {
+            let kind = StreamKind::Logs {
+                follow,
+                tail_lines: tail,
+                previous,
+            };
+            return stream_cmd(&client, ns, pod, container, kind, false).await;
+        }
+        Command::Exec {
+            pod,
+            container,
+            stdin,
+            tty,
+            command,
+        } => {
+            let kind = StreamKind::Exec {
+                command,
+                stdin,
+                tty,
+            };
+            return stream_cmd(&client, ns, pod, container, kind, tty).await;
+        }
     };
-    result.map_err(|e| match e.downcast::<ClientError>() {
-        Ok(client_err) => explain(client_err, &endpoint),
-        Err(other) => other,
-    })
+    result
+        .map(|()| 0)
+        .map_err(|e| match e.downcast::<ClientError>() {
+            Ok(client_err) => explain(client_err, &endpoint),
+            Err(other) => other,
+        })
+}
+
+/// `ctl logs` and `ctl exec`: the stream to its end, its exit code.
+async fn stream_cmd(
+    client: &Client,
+    ns: &str,
+    pod: String,
+    container: Option<String>,
+    kind: StreamKind,
+    tty: bool,
+) -> Result<i32> {
+    let stdin = matches!(kind, StreamKind::Exec { stdin: true, .. });
+    let what = format!("{} {ns}/{pod}", kind.verb());
+    let target = StreamTarget {
+        namespace: ns.to_owned(),
+        pod,
+        container: container.unwrap_or_default(),
+        kind,
+    };
+    let raw = if tty {
+        Some(terminal::RawMode::enter().context("ctl exec -t")?)
+    } else {
+        None
+    };
+    let input = stream::Input {
+        stdin: stdin.then(|| Box::new(tokio::io::stdin()) as Box<_>),
+        resizes: tty.then(terminal::resizes),
+    };
+    let ended = stream::run(
+        client,
+        target,
+        input,
+        tokio::io::stdout(),
+        tokio::io::stderr(),
+    )
+    .await;
+    drop(raw);
+    ended.with_context(|| what)
 }
 
 /// `kind/name` as kubectl prints what it did.

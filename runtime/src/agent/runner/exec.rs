@@ -52,11 +52,8 @@ pub enum ExecIo {
 /// A running exec'd process.
 #[derive(Debug)]
 pub struct ExecProcess {
-    id: String,
-    pid: i32,
-    pidfd: OwnedFd,
+    control: ExecControl,
     exit: OwnedFd,
-    pty: Option<OwnedFd>,
 }
 
 /// What a captured exec gave.
@@ -85,39 +82,61 @@ impl Exit {
 impl ExecProcess {
     /// The process's pid in the node's pid namespace.
     pub fn pid(&self) -> i32 {
-        self.pid
+        self.control.pid
     }
 
     /// The pty master, for [`ExecIo::Tty`].
     pub fn pty(&self) -> Option<BorrowedFd<'_>> {
-        self.pty.as_ref().map(|p| p.as_fd())
+        self.control.pty.as_ref().map(|p| p.as_fd())
     }
 
     /// Take the pty master out (to stream it); resizing then needs a dup.
     pub fn take_pty(&mut self) -> Option<OwnedFd> {
-        self.pty.take()
+        self.control.pty.take()
     }
 
     /// Signal the process (through its pidfd: never another process).
     pub fn signal(&self, signal: Signal) -> Result<(), RunnerError> {
-        sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(|source| self.error(source))
+        self.control.signal(signal)
     }
 
     /// Set the terminal's size, for [`ExecIo::Tty`].
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), RunnerError> {
-        let pty = self.pty.as_ref().ok_or_else(|| RunnerError::Protocol {
-            pid: self.pid,
-            verb: "exec",
-            id: self.id.clone(),
-            message: "resize of a process without a pty (or whose pty was taken)".into(),
-        })?;
-        sys::set_window_size(pty.as_fd(), rows, cols).map_err(|source| self.error(source))
+        if self.control.pty.is_none() {
+            return Err(RunnerError::Protocol {
+                pid: self.control.pid,
+                verb: "exec",
+                id: self.control.id.clone(),
+                message: "resize of a process without a pty (or whose pty was taken)".into(),
+            });
+        }
+        self.control.resize(rows, cols)
+    }
+
+    /// A handle that signals and resizes the process while another task
+    /// waits for it.
+    pub fn control(&self) -> Result<ExecControl, RunnerError> {
+        let c = &self.control;
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone().map_err(|e| RunnerError::Protocol {
+                pid: c.pid,
+                verb: "exec",
+                id: c.id.clone(),
+                message: format!("dup of the process's fds: {e}"),
+            })
+        };
+        Ok(ExecControl {
+            pid: c.pid,
+            id: c.id.clone(),
+            pidfd: dup(&c.pidfd)?,
+            pty: c.pty.as_ref().map(dup).transpose()?,
+        })
     }
 
     /// Wait for the process to end; `None` when the runner ended first
     /// (the exit is unknown).
     pub async fn wait(self) -> Result<Option<Exit>, RunnerError> {
-        let (pid, id) = (self.pid, self.id.clone());
+        let (pid, id) = (self.control.pid, self.control.id.clone());
         let io_error = |e: std::io::Error| RunnerError::Protocol {
             pid,
             verb: "exec",
@@ -139,6 +158,31 @@ impl ExecProcess {
                 id,
                 message: format!("garbled exit report: {e}"),
             })
+    }
+}
+
+/// Signals and resizes an exec'd process (see [`ExecProcess::control`]).
+#[derive(Debug)]
+pub struct ExecControl {
+    pid: i32,
+    id: String,
+    pidfd: OwnedFd,
+    pty: Option<OwnedFd>,
+}
+
+impl ExecControl {
+    pub fn signal(&self, signal: Signal) -> Result<(), RunnerError> {
+        sys::pidfd_send_signal(self.pidfd.as_fd(), signal).map_err(|source| self.error(source))
+    }
+
+    /// Set the terminal's size; nothing to do without a pty.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), RunnerError> {
+        match &self.pty {
+            Some(pty) => {
+                sys::set_window_size(pty.as_fd(), rows, cols).map_err(|source| self.error(source))
+            }
+            None => Ok(()),
+        }
     }
 
     fn error(&self, source: sys::RunnerSysError) -> RunnerError {
@@ -180,11 +224,13 @@ impl Runner {
         match (fds.next(), fds.next(), fds.next(), fds.len() + wanted) {
             (Some(pidfd), Some(exit), pty, n) if n == wanted && pty.is_some() == tty => {
                 Ok(ExecProcess {
-                    id: command.id.clone(),
-                    pid,
-                    pidfd,
+                    control: ExecControl {
+                        id: command.id.clone(),
+                        pid,
+                        pidfd,
+                        pty,
+                    },
                     exit,
-                    pty,
                 })
             }
             _ => Err(RunnerError::Protocol {
@@ -236,21 +282,13 @@ impl Runner {
         let process = self.exec_async(command, io).await?;
         let out = Captured::start(out_read, limit);
         let err = Captured::start(err_read, limit);
-        let signal = process
-            .pidfd
-            .try_clone()
-            .map_err(|e| RunnerError::Protocol {
-                pid: process.pid,
-                verb: "exec",
-                id: id.clone(),
-                message: format!("dup pidfd: {e}"),
-            })?;
+        let control = process.control()?;
         let waited = tokio::time::timeout(timeout, process.wait()).await;
         let (exit, timed_out) = match waited {
             Ok(exit) => (exit?, false),
             Err(_) => {
                 // The process may have ended just now: ESRCH is fine.
-                let _ = sys::pidfd_send_signal(signal.as_fd(), Signal::SIGKILL);
+                let _ = control.signal(Signal::SIGKILL);
                 (None, true)
             }
         };

@@ -25,7 +25,7 @@ pub mod protocol;
 mod server;
 mod sys;
 
-pub use exec::{ExecCommand, ExecIo, ExecOutput, ExecProcess, EXEC_OUTPUT_LIMIT};
+pub use exec::{ExecCommand, ExecControl, ExecIo, ExecOutput, ExecProcess, EXEC_OUTPUT_LIMIT};
 pub use protocol::{ContainerState, Exit, FailureKind, Status, Stdio};
 pub use sys::RunnerSysError;
 
