@@ -1834,3 +1834,37 @@ async fn logs_and_exec_go_through_the_apiserver() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eviction_cut_short_by_a_daemon_kill_is_finished_at_restart() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(&script_pod("doomed", "exec sleep 3600"));
+    let client = cluster.client().await;
+    let pod = cluster
+        .wait_pod(&client, "doomed", START, "Running", running)
+        .await;
+    // What an eviction leaves on the host before it stops the containers
+    // and reports: its mark. The daemon dies right then.
+    cluster.kill_noderun();
+    let mark = cluster
+        .run_dir()
+        .join("pods")
+        .join(&pod.metadata.uid)
+        .join("_evicted");
+    std::fs::create_dir_all(&mark).unwrap();
+    let message = "The node was low on resource: memory. ";
+    std::fs::write(mark.join("message"), message).unwrap();
+    cluster.start_noderun();
+    let done = cluster
+        .wait_pod(&client, "doomed", START, "Evicted", |p| {
+            p.status.phase.is_terminal()
+        })
+        .await;
+    assert!(evicted(&done), "{:#?}", done.status);
+    assert_eq!(done.status.message, message);
+    assert_eq!(done.status.container_statuses[0].restart_count, 0);
+    wait_torn_down(&cluster, &pod.metadata.uid).await;
+    assert_no_trace(&cluster, &pod.metadata.uid);
+}

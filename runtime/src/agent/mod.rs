@@ -211,6 +211,12 @@ impl PodPaths {
         self.bundles.join(name)
     }
 
+    /// `<run>/pods/<uid>/_evicted/message`: the pod is being evicted (a
+    /// directory whose name no container can have, as `_etc`).
+    pub fn eviction_mark(&self) -> PathBuf {
+        self.bundles.join("_evicted").join("message")
+    }
+
     /// `<log>/<namespace>_<pod name>_<uid>`.
     pub fn pod_log_dir(&self, namespace: &str, pod_name: &str) -> PathBuf {
         self.log_dir

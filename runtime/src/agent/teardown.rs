@@ -89,6 +89,28 @@ impl PodHost {
         Ok(())
     }
 
+    /// Record on the host that pod `uid` is being evicted, with the
+    /// message its status will carry, before its containers are stopped:
+    /// a daemon killed before it reported the eviction finds the mark at
+    /// its next start and finishes the eviction instead of restarting the
+    /// stopped containers. The teardown removes the mark with the bundles.
+    pub fn mark_evicted(&self, uid: &str, message: &str) -> Result<(), AgentError> {
+        let file = self.paths(uid)?.eviction_mark();
+        let dir = file.parent().expect("the mark is in a directory");
+        std::fs::create_dir_all(dir).map_err(Self::io(uid, "create", dir))?;
+        std::fs::write(&file, message).map_err(Self::io(uid, "write", &file))
+    }
+
+    /// The message of pod `uid`'s eviction mark, if it has one.
+    pub fn eviction_mark(&self, uid: &str) -> Result<Option<String>, AgentError> {
+        let file = self.paths(uid)?.eviction_mark();
+        match std::fs::read_to_string(&file) {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Self::io(uid, "read", &file)(e)),
+        }
+    }
+
     /// SIGTERM to every live container, then wait until they have all
     /// stopped or `grace` has passed (what remains is killed by delete).
     fn stop_gracefully(&self, paths: &PodPaths, ids: &[String], grace: Duration) {

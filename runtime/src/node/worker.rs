@@ -269,11 +269,24 @@ impl Worker {
         }
         let pod = self.pod.clone();
         let uid = self.uid().to_string();
-        let reports: Vec<ContainerReport> =
-            blocking(self.host(), format!("looking for pod {uid}"), move |h| {
-                h.container_reports(&pod)
-            })
-            .await?;
+        let (reports, mark) = blocking(self.host(), format!("looking for pod {uid}"), move |h| {
+            Ok((
+                h.container_reports(&pod)?,
+                h.eviction_mark(&pod.metadata.uid)?,
+            ))
+        })
+        .await?;
+        let reports: Vec<ContainerReport> = reports;
+        if let Some(message) = mark {
+            // Evicted before a daemon restart that cut the eviction short:
+            // finish it, never restart the stopped containers.
+            tracing::warn!(pod = %uid, "finishing an eviction begun before a restart");
+            self.evicted = Some(Eviction {
+                message,
+                grace: Duration::ZERO,
+            });
+            return Ok(false);
+        }
         if !reports.is_empty() && reports.iter().all(|r| r.state.is_some()) {
             tracing::info!(pod = %uid, "adopted the pod's running containers");
             self.started = true;
@@ -564,11 +577,18 @@ impl Worker {
         // is reported killed (exit 137), even where the runner could not
         // read the exit code (a container adopted after a daemon restart).
         // Stopped gracefully, its exits are read after the stop.
-        let grace = self.evicted.as_ref().map_or(Duration::ZERO, |e| e.grace);
+        let (grace, message) = match &self.evicted {
+            Some(e) => (e.grace, e.message.clone()),
+            None => (Duration::ZERO, String::new()),
+        };
         let before = self.observe().await?;
         let id = uid.clone();
         let doing = format!("stopping the containers of evicted pod {uid}");
-        blocking(self.host(), doing, move |h| h.kill_pod(&id, grace)).await?;
+        blocking(self.host(), doing, move |h| {
+            h.mark_evicted(&id, &message)?;
+            h.kill_pod(&id, grace)
+        })
+        .await?;
         let observed = if grace.is_zero() {
             before
         } else {
