@@ -9,6 +9,7 @@ use noderun_core::proto::{StreamChunk, StreamFrame, StreamKind, StreamTarget};
 use noderun_core::{ConditionStatus, Kind, Object, Pod, PodConditionType, PodPhase};
 use noderun_testkit::privileged;
 use noderun_tests::cluster::Cluster;
+use std::io::Write;
 use std::time::Duration;
 
 const START: Duration = Duration::from_secs(30);
@@ -1605,6 +1606,34 @@ fn said(out: &std::process::Output) -> (Option<i32>, String, String) {
     )
 }
 
+/// `ctl exec -i talker -- COMMAND` fed by `feed` (stdin closed after it):
+/// its exit code and stdout.
+async fn exec_with_stdin(
+    cluster: &Cluster,
+    command: &[&str],
+    feed: impl FnOnce(&mut std::process::ChildStdin) + Send + 'static,
+) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut args = vec!["exec", "-i", "talker", "--"];
+    args.extend_from_slice(command);
+    let mut ctl = noderun_testkit::ChildGuard::new(cluster.ctl_spawn(&args));
+    let mut stdin = ctl.child_mut().unwrap().stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || feed(&mut stdin));
+    let read = tokio::task::spawn_blocking(move || {
+        let child = ctl.child_mut().unwrap();
+        let mut text = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        (child.wait().unwrap().code(), text)
+    });
+    feeder.join().unwrap();
+    read.await.unwrap()
+}
+
 /// Wait until `ctl logs` (with `args`) prints `needle`; its stdout.
 async fn wait_ctl_logs(cluster: &Cluster, args: &[&str], needle: &str) -> String {
     let deadline = std::time::Instant::now() + START;
@@ -1683,38 +1712,32 @@ async fn logs_and_exec_go_through_the_apiserver() {
         (code, stdout.as_str(), stderr.as_str()),
         (Some(0), "out\n", "err\n")
     );
-    let mut cat = noderun_testkit::ChildGuard::new(cluster.ctl_spawn(&[
+    let (code, text) = exec_with_stdin(&cluster, &["sh", "-c", "cat; echo done"], |stdin| {
+        stdin.write_all(b"hello\nworld\n").unwrap();
+    })
+    .await;
+    assert_eq!((code, text.as_str()), (Some(0), "hello\nworld\ndone\n"));
+
+    // More than a window's worth each way: the acks keep it flowing.
+    let big = cluster.ctl(&[
         "exec",
-        "-i",
         "talker",
         "--",
         "sh",
         "-c",
-        "cat; echo done",
-    ]));
-    {
-        use std::io::Write;
-        let child = cat.child_mut().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"hello\nworld\n").unwrap();
-    }
-    let out = std::thread::spawn(move || {
-        let output = cat.child_mut().unwrap();
-        let mut text = String::new();
-        use std::io::Read;
-        output
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        let status = output.wait().unwrap();
-        (status.code(), text)
-    });
-    let (code, text) = tokio::task::spawn_blocking(move || out.join().unwrap())
-        .await
-        .unwrap();
-    assert_eq!((code, text.as_str()), (Some(0), "hello\nworld\ndone\n"));
+        "head -c 3000000 /dev/zero | tr '\\0' x",
+    ]);
+    let (code, _, stderr) = said(&big);
+    assert_eq!((code, big.stdout.len()), (Some(0), 3_000_000), "{stderr}");
+    assert!(big.stdout.iter().all(|b| *b == b'x'));
+    // Small writes: many frames, as a terminal sends them.
+    let (code, text) = exec_with_stdin(&cluster, &["wc", "-c"], |stdin| {
+        for _ in 0..3000 {
+            stdin.write_all(&[b'y'; 1000]).unwrap();
+        }
+    })
+    .await;
+    assert_eq!((code, text.trim()), (Some(0), "3000000"));
 
     // Who may: a viewer reads logs but may not exec.
     let (code, stdout, _) = said(&cluster.ctl_as_viewer(&["logs", "talker", "--tail", "1"]));

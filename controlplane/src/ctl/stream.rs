@@ -5,7 +5,7 @@
 
 use crate::client::stream::{Pushed, SendWindow};
 use crate::client::{Client, ClientError};
-use noderun_core::proto::{ApiError, StreamChunk, StreamTarget, STREAM_CHUNK};
+use noderun_core::proto::{window_cost, ApiError, StreamChunk, StreamTarget, STREAM_CHUNK};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -85,13 +85,13 @@ where
             StreamChunk::Stdout(bytes) => {
                 write(&mut stdout, &bytes).await?;
                 handle
-                    .send(id, StreamChunk::Ack(bytes.len() as u32))
+                    .send(id, StreamChunk::Ack(window_cost(bytes.len())))
                     .await?;
             }
             StreamChunk::Stderr(bytes) => {
                 write(&mut stderr, &bytes).await?;
                 handle
-                    .send(id, StreamChunk::Ack(bytes.len() as u32))
+                    .send(id, StreamChunk::Ack(window_cost(bytes.len())))
                     .await?;
             }
             StreamChunk::Ack(n) => window.acked(n),
@@ -120,7 +120,7 @@ async fn send_stdin(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        window.reserve(n).await;
+        window.reserve(window_cost(n) as usize).await;
         if sender
             .send(id, StreamChunk::Stdin(buf[..n].to_vec()))
             .await

@@ -27,8 +27,8 @@ pub use message::{
     ServerMessage, WatchEvent,
 };
 pub use stream::{
-    StreamChunk, StreamFrame, StreamKind, StreamOpen, StreamTarget, Window, STREAM_CHUNK,
-    STREAM_WINDOW,
+    window_cost, StreamChunk, StreamFrame, StreamKind, StreamOpen, StreamTarget, Window,
+    MAX_FRAMES_IN_FLIGHT, MIN_FRAME_COST, STREAM_CHUNK, STREAM_WINDOW,
 };
 
 #[cfg(test)]

@@ -15,7 +15,9 @@
 //! Flow control: the output of a stream (stdout, stderr) and its input
 //! (stdin) each have a window of [`STREAM_WINDOW`] bytes: a sender stops
 //! when that much is unacknowledged, and the receiver sends
-//! [`StreamChunk::Ack`] as it consumes. The apiserver keeps a bounded
+//! [`StreamChunk::Ack`] as it consumes. A frame costs its bytes but at
+//! least [`MIN_FRAME_COST`] ([`window_cost`]), so the window also bounds
+//! how many frames are in flight. The apiserver keeps a bounded
 //! queue per stream; a peer that sends past its window overflows it and
 //! the stream is closed with an error.
 
@@ -28,6 +30,19 @@ use serde::{Deserialize, Serialize};
 pub const STREAM_WINDOW: u32 = 1 << 20;
 /// The largest data chunk a stream frame carries.
 pub const STREAM_CHUNK: usize = 32 * 1024;
+/// The least a data frame costs against a window, however few bytes it
+/// carries: a window then also bounds the frames in flight (at most
+/// [`STREAM_WINDOW`] / this = 128), which is what the queues on their way
+/// hold.
+pub const MIN_FRAME_COST: u32 = 8 * 1024;
+/// Data frames one direction of a stream may have in flight.
+pub const MAX_FRAMES_IN_FLIGHT: usize = (STREAM_WINDOW / MIN_FRAME_COST) as usize;
+
+/// What a data frame of `len` bytes costs against a window (and what its
+/// receiver acknowledges).
+pub fn window_cost(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX).max(MIN_FRAME_COST)
+}
 
 /// What a stream does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,5 +207,16 @@ mod window_tests {
         assert_eq!(StreamChunk::Stdout(alloc::vec![1, 2, 3]).data_len(), 3);
         assert_eq!(StreamChunk::Ack(7).data_len(), 0);
         assert!(StreamChunk::Exit(0).is_end() && !StreamChunk::StdinClosed.is_end());
+        // One-byte frames (keys typed on a terminal) still fill the window
+        // after MAX_FRAMES_IN_FLIGHT of them.
+        assert_eq!(window_cost(1), MIN_FRAME_COST);
+        assert_eq!(window_cost(STREAM_CHUNK), STREAM_CHUNK as u32);
+        let mut w = Window::new();
+        for _ in 0..MAX_FRAMES_IN_FLIGHT {
+            assert!(w.room() >= window_cost(1) as usize);
+            w.sent(window_cost(1));
+        }
+        assert!(w.room() < window_cost(1) as usize);
+        assert_eq!(MAX_FRAMES_IN_FLIGHT, 128);
     }
 }

@@ -9,7 +9,9 @@ use crate::agent::runner::ExecIo;
 use crate::agent::AgentError;
 use crate::node::NodeContext;
 use nix::sys::signal::Signal;
-use noderun_core::proto::{ApiError, ErrorCode, StreamChunk, StreamOpen, STREAM_CHUNK};
+use noderun_core::proto::{
+    window_cost, ApiError, ErrorCode, StreamChunk, StreamOpen, STREAM_CHUNK,
+};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -200,15 +202,19 @@ enum Writer {
 
 /// A task writing stdin as it comes, acknowledging what it wrote.
 fn spawn_stdin(mut writer: Writer, out: Out) -> mpsc::Sender<Vec<u8>> {
-    let (tx, mut rx) =
-        mpsc::channel::<Vec<u8>>((noderun_core::proto::STREAM_WINDOW as usize / STREAM_CHUNK) + 8);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(noderun_core::proto::MAX_FRAMES_IN_FLIGHT + 8);
     tokio::spawn(async move {
         while let Some(data) = rx.recv().await {
             let written = match &mut writer {
                 Writer::Pipe(p) => p.write_all(&data).await.is_ok(),
                 Writer::Pty(fd) => write_pty(fd, &data).await.is_ok(),
             };
-            if !written || out.send(StreamChunk::Ack(data.len() as u32)).await.is_err() {
+            if !written
+                || out
+                    .send(StreamChunk::Ack(window_cost(data.len())))
+                    .await
+                    .is_err()
+            {
                 return;
             }
         }

@@ -11,15 +11,18 @@ mod logs;
 
 use super::NodeContext;
 use noderun_client::stream::{Pushed, SendWindow, StreamSender};
-use noderun_core::proto::{ApiError, ErrorCode, StreamChunk, StreamKind, StreamOpen};
+use noderun_core::proto::{
+    window_cost, ApiError, ErrorCode, StreamChunk, StreamKind, StreamOpen, MAX_FRAMES_IN_FLIGHT,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Client frames a session may have queued; the input window keeps a
-/// well-behaved client far below it.
-const SESSION_QUEUE: usize = 128;
+/// Client frames a session may have queued: its stdin frames in flight
+/// (the input window bounds them), its acks of the output frames in flight
+/// (the output window bounds those), and a few resizes.
+const SESSION_QUEUE: usize = 2 * MAX_FRAMES_IN_FLIGHT + 16;
 /// The longest wait between attempts to link up again.
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -92,7 +95,7 @@ impl Out {
     /// Send data, waiting for the window to have room.
     async fn data(&self, bytes: &[u8], stderr: bool) -> bool {
         for piece in bytes.chunks(noderun_core::proto::STREAM_CHUNK) {
-            self.window.reserve(piece.len()).await;
+            self.window.reserve(window_cost(piece.len()) as usize).await;
             let chunk = if stderr {
                 StreamChunk::Stderr(piece.to_vec())
             } else {
