@@ -1671,7 +1671,7 @@ async fn logs_and_exec_go_through_the_apiserver() {
     let tail = cluster.ctl_ok(&["logs", "talker", "--tail", "1"]);
     assert_eq!(tail.lines().count(), 1, "{tail}");
     assert!(tail.starts_with("line-"), "{tail}");
-    let seen: u32 = tail.trim().trim_start_matches("line-").parse().unwrap();
+    let seen = tail_number(&tail);
 
     // -f: the lines written after it started come too.
     let mut follow = noderun_testkit::ChildGuard::new(cluster.ctl_spawn(&["logs", "talker", "-f"]));
@@ -1856,6 +1856,28 @@ async fn logs_and_exec_go_through_the_apiserver() {
         assert!(std::time::Instant::now() < deadline, "{stderr}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The container's logger outlived the daemon: what the container wrote
+    // while it was down is in the log, without a gap, and the new daemon
+    // serves streams again (it adopted the pod: no restart).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.start_noderun();
+    let later = format!("line-{}\n", seen + 30);
+    let all = wait_ctl_logs(&cluster, &["logs", "talker"], &later).await;
+    let numbers: Vec<u32> = all.lines().map(tail_number).collect();
+    assert_eq!(numbers[0], 1);
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "no line lost across the daemon restart"
+    );
+    let pod = cluster
+        .wait_pod(&client, "talker", START, "Running", running)
+        .await;
+    assert_eq!(pod.status.container_statuses[0].restart_count, 0);
+}
+
+/// The number of a `line-N` line.
+fn tail_number(line: &str) -> u32 {
+    line.trim().trim_start_matches("line-").parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
