@@ -1030,11 +1030,17 @@ async fn exec_probes_run_in_the_container() {
         cluster.noderun_log()
     );
     // One probe command at a time at most: each is killed at its timeout.
+    // Counted in this cluster's cgroups only (other suites may run the same
+    // pod elsewhere on the host).
     let sleeps = || {
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
             .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\0987\0"))
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cgroup"))
+                    .is_ok_and(|c| c.contains(&cluster.cgroup_parent))
+            })
             .count()
     };
     assert!(sleeps() <= 1, "{} probe commands left running", sleeps());
