@@ -16,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/packages.sh
 source scripts/lib/busybox-bundle.sh
+source scripts/lib/crun-hybrid.sh
 cycles=${1:-60}
 
 ensure_debs runc crun busybox-static
@@ -23,9 +24,8 @@ ensure_debs runc crun busybox-static
 nrc=$(scripts/build-static.sh | grep '/nrc$')
 
 work=$(mktemp -d /tmp/noderun-bench-runtime.XXXXXX)
-mounted=() ro_mount=""
+ro_mount=""
 cleanup() {
-  local m
   for rt in nrc nrc-ro crun runc; do
     [ -d "$work/state-$rt" ] || continue
     for id in $(ls "$work/state-$rt" 2>/dev/null); do
@@ -35,9 +35,7 @@ cleanup() {
       esac
     done
   done
-  for m in "${mounted[@]}"; do
-    umount "$m" && rmdir "$m" || echo "warning: could not remove $m" >&2
-  done
+  crun_hybrid_undo
   if [ -n "$ro_mount" ]; then
     umount "$ro_mount" || echo "warning: could not unmount $ro_mount" >&2
   fi
@@ -49,15 +47,7 @@ make_busybox_bundle "$work/bundle" '["/bin/true"]'
 make_busybox_bundle "$work/rss-bundle" '["/bin/sleep", "1"]'
 
 # crun's hybrid-mode workaround (see above).
-if grep -q hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
-  for h in hugetlb net_cls,net_prio; do
-    if ! grep -q " /sys/fs/cgroup/$h cgroup " /proc/mounts; then
-      mkdir -p "/sys/fs/cgroup/$h"
-      mount -t cgroup -o "$h" cgroup "/sys/fs/cgroup/$h"
-      mounted+=("/sys/fs/cgroup/$h")
-    fi
-  done
-fi
+crun_hybrid_workaround
 
 # nrc re-executes itself from a read-only view of its binary before it
 # starts a container (the /proc/self/exe defence) unless the binary already

@@ -230,7 +230,7 @@ impl Cluster {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("noderun.log"))
+            .open(self.noderun_log_path())
             .unwrap();
         let mut cmd = Command::new(binary("noderun"));
         cmd.arg("agent").arg("--control-plane");
@@ -369,9 +369,14 @@ impl Cluster {
             .expect("connect as admin")
     }
 
+    /// Where `noderun agent` writes its log.
+    pub fn noderun_log_path(&self) -> PathBuf {
+        self.dir.join("noderun.log")
+    }
+
     /// The daemon's log so far (for failure messages).
     pub fn noderun_log(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.join("noderun.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.noderun_log_path()).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(80).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         format!("--- noderun log (last lines) ---\n{}", tail.join("\n"))

@@ -3,5 +3,8 @@
 //!
 //! - [`cluster`]: a one-node cluster of the real binaries (`controlplane`,
 //!   `noderun agent`) on temporary directories, driven through `ctl`.
+//! - [`startrecord`]: the daemon's per-pod start records read back from
+//!   its log (the podstart bench's phase breakdown).
 
 pub mod cluster;
+pub mod startrecord;

@@ -16,6 +16,8 @@
 //!   in order; [`probe`]: startup, liveness and readiness probes;
 //!   [`restart`]: restart decisions and back-off; [`status`]: the pod
 //!   status it reports.
+//! - [`startlog`]: the per-pod record of a start's phases, logged
+//!   once the Running status is stored.
 //! - [`reconcile`]: what is on the host against what is bound here, at
 //!   every start, and [`reconcile::reset`] for taking a node down.
 //! - [`eviction`]: node pressure (memory, disk, pids) against the hard
@@ -38,6 +40,7 @@ pub mod probe;
 pub mod reconcile;
 pub mod registration;
 pub mod restart;
+pub mod startlog;
 pub mod status;
 mod streams;
 pub mod worker;

@@ -29,14 +29,17 @@ use super::eviction::{admission, Eviction, EvictionWatch};
 use super::init::{self, InitStep};
 use super::probe::pod::PodProbes;
 use super::restart::{restarts, Backoff};
+use super::startlog::StartRecord;
 use super::status::{self, ContainerHistory, Report};
 use super::{blocking, NodeContext, NodeError};
 use crate::agent::{ContainerReport, PodHost};
+use crate::sys::clock::monotonic_micros;
 use noderun_client::DeleteOptions;
 use noderun_core::defaults::DEFAULT_TERMINATION_GRACE_SECONDS;
 use noderun_core::proto::{ErrorCode, Preconditions};
 use noderun_core::{
-    ContainerState, ContainerStateWaiting, ContainerStatus, Kind, Object, Pod, PodStatus, Time,
+    ContainerState, ContainerStateWaiting, ContainerStatus, Kind, Object, Pod, PodPhase, PodStatus,
+    Time,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -89,6 +92,8 @@ struct Worker {
     admitted: bool,
     /// The evicted pod is reported and torn down: nothing more to do.
     evicted_done: bool,
+    /// This start's record, logged once the Running status is stored.
+    start_record: Option<StartRecord>,
 }
 
 /// Run pod `pod`'s worker until it is deleted and finalized, gone, or the
@@ -177,6 +182,7 @@ impl Worker {
             evicted: None,
             admitted: false,
             evicted_done: false,
+            start_record: Some(StartRecord::seen_now()),
         }
     }
 
@@ -215,7 +221,21 @@ impl Worker {
             }
             self.probe(&observed).await;
         }
-        self.push_status(observed).await
+        self.push_status(observed).await?;
+        self.log_start_record();
+        Ok(())
+    }
+
+    /// Log the start record once the stored status shows the pod Running
+    /// (a pod adopted after a daemon restart has no start to record).
+    fn log_start_record(&mut self) {
+        if self.pod.status.phase != PodPhase::Running {
+            return;
+        }
+        if let Some(record) = self.start_record.take().filter(|r| r.started_us != 0) {
+            let meta = &self.pod.metadata;
+            record.log(&meta.uid, &meta.namespace, &meta.name);
+        }
     }
 
     /// The pod layer's view, with the init containers' statuses kept from
@@ -316,11 +336,17 @@ impl Worker {
             if halfmade {
                 h.teardown_pod(&pod.metadata.uid, Duration::ZERO)?;
             }
-            h.start_pod(&pod)
+            let begin_us = monotonic_micros();
+            h.start_pod(&pod).map(|s| (begin_us, s))
         })
         .await;
         match started {
-            Ok(s) => {
+            Ok((begin_us, s)) => {
+                if let Some(record) = &mut self.start_record {
+                    record.begin_us = begin_us;
+                    record.started_us = monotonic_micros();
+                    record.times = s.times;
+                }
                 tracing::info!(pod = %uid, name = %self.pod.metadata.name, ip = %s.ip,
                     total = ?s.times.total(), sandbox = ?s.times.sandbox, network = ?s.times.network,
                     rootfs = ?s.times.rootfs, create = ?s.times.create, start = ?s.times.start,

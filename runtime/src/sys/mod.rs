@@ -2,6 +2,7 @@
 //! typed error carrying the arguments (path, flags, pid); callers never see
 //! `libc` or a bare errno.
 
+pub mod clock;
 pub mod fsstat;
 pub mod mount;
 pub mod ns;
