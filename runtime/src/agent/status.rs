@@ -129,10 +129,14 @@ impl PodHost {
         let mut out = Vec::with_capacity(containers.len());
         for c in containers {
             let id = paths.container_id(&c.name);
-            let state = match self.runner.state(&paths.runtime_root, &id) {
-                Ok(s) => Some(s),
-                Err(e) if e.is_not_found() => None,
-                Err(source) => {
+            // No state directory, no container: a new pod's first look
+            // need not wait for the runner, busy creating other pods.
+            let exists = crate::container::Record::dir(&paths.runtime_root, &id).exists();
+            let state = match exists.then(|| self.runner.state(&paths.runtime_root, &id)) {
+                None => None,
+                Some(Ok(s)) => Some(s),
+                Some(Err(e)) if e.is_not_found() => None,
+                Some(Err(source)) => {
                     return Err(AgentError::Runner {
                         uid: paths.uid.clone(),
                         container: c.name.clone(),

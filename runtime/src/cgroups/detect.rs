@@ -5,6 +5,10 @@
 use super::CgroupError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The layout [`Layout::host`] read, once per process.
+static HOST: OnceLock<Layout> = OnceLock::new();
 
 /// The v1 controllers the runtime drives.
 pub const V1_CONTROLLERS: [&str; 8] = [
@@ -25,7 +29,23 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// Detect the layout of the running host.
+    /// The host's layout, read from mountinfo the first time and
+    /// remembered: the hierarchies a host mounts do not change under a
+    /// running process, while mountinfo grows with every pod (a rootfs and
+    /// three pinned namespaces each) and reading it costs the kernel a
+    /// walk over every mount: the node's runner, which loads a container
+    /// for every create, start and state call, spent most of its time
+    /// there with a few hundred pods. A failed read is not remembered.
+    pub fn host() -> Result<&'static Layout, CgroupError> {
+        if let Some(layout) = HOST.get() {
+            return Ok(layout);
+        }
+        let layout = Layout::detect()?;
+        Ok(HOST.get_or_init(|| layout))
+    }
+
+    /// Detect the layout of the running host (read now; see
+    /// [`Layout::host`]).
     pub fn detect() -> Result<Layout, CgroupError> {
         let path = Path::new("/proc/self/mountinfo");
         let text = std::fs::read_to_string(path).map_err(|source| CgroupError::Io {
@@ -153,5 +173,10 @@ mod tests {
     #[test]
     fn this_host_has_a_layout() {
         Layout::detect().unwrap();
+        assert_eq!(Layout::host().unwrap(), &Layout::detect().unwrap());
+        assert!(std::ptr::eq(
+            Layout::host().unwrap(),
+            Layout::host().unwrap()
+        ));
     }
 }

@@ -92,7 +92,7 @@ pub fn create(
 
     let linux = bundle.spec.linux().clone().unwrap_or_default();
     let cgroup_path = cgroup_path(linux.cgroups_path().as_deref(), id);
-    let cgroup = cgroups::open(&Layout::detect()?, &cgroup_path)?;
+    let cgroup = cgroups::open(Layout::host()?, &cgroup_path)?;
     cgroup.create()?;
     let cgroup = &*undo.cgroup.insert((cgroup, cgroup_path.clone())).0;
     if let Some(r) = linux.resources() {

@@ -95,7 +95,7 @@ pub struct Container {
 impl Container {
     pub fn load(root: &Path, id: &str) -> Result<Container, ContainerError> {
         let record = Record::load(root, id)?;
-        let cgroup = cgroups::open(&Layout::detect()?, &record.cgroup_path)?;
+        let cgroup = cgroups::open(Layout::host()?, &record.cgroup_path)?;
         Ok(Container {
             root: root.into(),
             record,

@@ -133,7 +133,7 @@ fn mount_cgroup(
     let target_fd = ensure_path(root_fd, rootfs, dest, false)?;
     let target = sys::fd_path(&target_fd);
     let flags = opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let layout = Layout::detect().map_err(|_| MountError::Path {
+    let layout = Layout::host().map_err(|_| MountError::Path {
         op: "detect the host's cgroup layout for",
         path: dest.into(),
         errno: Errno::EINVAL,
@@ -162,7 +162,7 @@ fn mount_cgroup(
     let target = sys::fd_path(&target_fd);
     // Group controllers by hierarchy: cpu and cpuacct share "cpu,cpuacct".
     let mut hierarchies: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (name, mount_point) in &controllers {
+    for (name, mount_point) in controllers {
         let dir = mount_point
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
