@@ -102,15 +102,18 @@ pub fn node_schedulable<'n>(pod: &PodInfo<'_>, node: &'n NodeInfo) -> FilterResu
     }
 }
 
-/// Requests against allocatable minus what the bound pods request.
+/// Requests against allocatable minus what the bound pods request. A
+/// resource the pod does not request is not checked (as kube-scheduler's
+/// fit): a node whose allocatable shrank below what its pods request
+/// (say, a raised eviction threshold) still takes a BestEffort pod.
 pub fn resources_fit<'n>(pod: &PodInfo<'_>, node: &'n NodeInfo) -> FilterResult<'n> {
     let free = node.free();
     let req = pod.requests;
     if free.pods < 1 {
         Err(Reason::Insufficient(ResourceKind::Pods))
-    } else if req.cpu_millis > free.cpu_millis {
+    } else if req.cpu_millis > 0 && req.cpu_millis > free.cpu_millis {
         Err(Reason::Insufficient(ResourceKind::Cpu))
-    } else if req.memory > free.memory {
+    } else if req.memory > 0 && req.memory > free.memory {
         Err(Reason::Insufficient(ResourceKind::Memory))
     } else {
         Ok(())

@@ -71,6 +71,22 @@ fn resources_fit_table() {
         let p = pod("d", "p", cpu, mem);
         assert_eq!(resources_fit(&PodInfo::new(&p), &ni), want, "{cpu} {mem}");
     }
+    // Allocatable below what is requested already: only pods that
+    // request nothing fit.
+    ni.requested.memory = 5 * GI;
+    ni.requested.cpu_millis = 2500;
+    assert_eq!(
+        resources_fit(&PodInfo::new(&pod("d", "p", 0, 0)), &ni),
+        Ok(())
+    );
+    assert_eq!(
+        resources_fit(&PodInfo::new(&pod("d", "p", 0, 1)), &ni),
+        Err(Reason::Insufficient(Memory))
+    );
+    assert_eq!(
+        resources_fit(&PodInfo::new(&pod("d", "p", 1, 0)), &ni),
+        Err(Reason::Insufficient(Cpu))
+    );
     ni.requested.pods = 3;
     let p = pod("d", "p", 0, 0);
     assert_eq!(
