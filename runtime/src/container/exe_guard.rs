@@ -11,6 +11,7 @@ use super::ContainerError;
 use crate::sys::selfexe;
 use crate::sys::trampoline::Trampoline;
 use oci_spec::runtime::LinuxSeccomp;
+use std::sync::OnceLock;
 
 /// The trampoline to exec through, or None when this process's binary is
 /// protected already.
@@ -19,7 +20,12 @@ pub fn choose(
     seccomp: Option<&LinuxSeccomp>,
 ) -> Result<Option<&'static Trampoline>, ContainerError> {
     let unguarded = |why: String| ContainerError::Unguarded { id: id.into(), why };
-    if selfexe::exe_is_protected().map_err(|e| unguarded(e.to_string()))? {
+    // A process's executable changes only at exec: asked once, not at
+    // every container start (the node's runner starts them all).
+    static PROTECTED: OnceLock<Result<bool, String>> = OnceLock::new();
+    let protected =
+        PROTECTED.get_or_init(|| selfexe::exe_is_protected().map_err(|e| e.to_string()));
+    if protected.clone().map_err(unguarded)? {
         return Ok(None);
     }
     trampoline_serves(seccomp).map(Some).map_err(unguarded)
