@@ -672,3 +672,29 @@ fn gc_keeps_what_images_and_containers_use_and_removes_the_rest() {
         assert!(left.is_empty(), "{sub} still holds {left:?}");
     }
 }
+
+#[test]
+fn abandoned_snapshot_directories_go_and_named_ones_stay() {
+    if !privileged() {
+        return;
+    }
+    let n = node("nr-snap-abandoned");
+    let chains = n.stack(&[layer(&[file("base", b"b")])]);
+    n.snaps.prepare("ctr", Some(&chains[0])).unwrap();
+    let listed = n.snaps.list().unwrap();
+    // What a crash leaves: an unpack's directory half filled, a prepare's
+    // directory made but never named.
+    let dirs = n.tmp.join("snapshots/snapshots");
+    std::fs::create_dir_all(dirs.join("0badc0de/fs/usr/bin")).unwrap();
+    std::fs::write(dirs.join("0badc0de/fs/usr/bin/half"), b"cut short").unwrap();
+    std::fs::create_dir_all(dirs.join("0badf00d/work")).unwrap();
+
+    assert_eq!(n.snaps.remove_abandoned().unwrap(), 2);
+    assert!(!dirs.join("0badc0de").exists() && !dirs.join("0badf00d").exists());
+    assert_eq!(n.snaps.list().unwrap(), listed);
+    let mount = n.snaps.mounts("ctr").unwrap();
+    let g = n.mount(&mount, "ctr");
+    assert_eq!(std::fs::read(g.path().join("base")).unwrap(), b"b");
+    drop(g);
+    assert_eq!(n.snaps.remove_abandoned().unwrap(), 0, "nothing more");
+}

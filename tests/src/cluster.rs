@@ -126,18 +126,24 @@ impl Cluster {
             dir,
         };
         cluster.start_controlplane();
+        cluster.import_image(&noderun_testkit::busybox_layout());
+        cluster.start_noderun();
+        cluster.wait_node_ready();
+        cluster
+    }
+
+    /// Import the OCI layout `layout` into the node's image store
+    /// (`noderun image import`; the daemon may be running).
+    pub fn import_image(&self, layout: &Path) {
         let import = Command::new(binary("noderun"))
             .arg("image")
             .arg("import")
             .arg("--state-dir")
-            .arg(cluster.state_dir())
-            .arg(noderun_testkit::busybox_layout())
+            .arg(self.state_dir())
+            .arg(layout)
             .output()
             .expect("run noderun image import");
         assert!(import.status.success(), "import: {import:?}");
-        cluster.start_noderun();
-        cluster.wait_node_ready();
-        cluster
     }
 
     fn data_dir(&self) -> PathBuf {

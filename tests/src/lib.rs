@@ -3,8 +3,11 @@
 //!
 //! - [`cluster`]: a one-node cluster of the real binaries (`controlplane`,
 //!   `noderun agent`) on temporary directories, driven through `ctl`.
+//! - [`images`]: busybox with a layer of its own, and a hold on the
+//!   node's unpacking of that layer (a pod start caught in its rootfs).
 //! - [`startrecord`]: the daemon's per-pod start records read back from
 //!   its log (the podstart bench's phase breakdown).
 
 pub mod cluster;
+pub mod images;
 pub mod startrecord;

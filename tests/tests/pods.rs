@@ -9,6 +9,7 @@ use noderun_core::proto::{StreamChunk, StreamFrame, StreamKind, StreamTarget};
 use noderun_core::{ConditionStatus, Kind, Object, Pod, PodConditionType, PodPhase};
 use noderun_testkit::privileged;
 use noderun_tests::cluster::Cluster;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration;
 
@@ -353,15 +354,10 @@ fn node_links(cluster: &Cluster) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// Nothing of pod `uid` is left on the node: no pinned namespace, bundle,
-/// runtime state, snapshot, log, IPAM allocation (its files name the
-/// owner), mount, cgroup or veth.
-fn assert_no_trace(cluster: &Cluster, uid: &str) {
-    for dir in [cluster.run_dir(), cluster.state_dir(), cluster.log_dir()] {
-        assert_eq!(paths_naming(&dir, uid), Vec::<std::path::PathBuf>::new());
-    }
-    // The IPAM state as the store reads it (its other slot keeps the
-    // state before the last write).
+/// The owners (pod UIDs) of the node's IPAM allocations, as the store
+/// reads its state (its other slot keeps the state before the last
+/// write).
+fn ipam_owners(cluster: &Cluster) -> BTreeSet<String> {
     let subnet = cluster.pod_cidr.parse().expect("the pod CIDR");
     let network = noderun_netplug::NetworkConfig::new("pods", cluster.bridge.clone(), subnet);
     let store = noderun_netplug::IpamStore::open(
@@ -371,16 +367,46 @@ fn assert_no_trace(cluster: &Cluster, uid: &str) {
     )
     .unwrap();
     let state = store.state().unwrap();
-    assert!(
-        state.allocations.values().all(|o| o.container_id != uid),
-        "IPAM still names {uid}: {state:?}"
-    );
+    state
+        .allocations
+        .values()
+        .map(|o| o.container_id.clone())
+        .collect()
+}
+
+/// The UIDs of the pod cgroups (`pod<uid>`) under the node's cgroup
+/// parent, in every hierarchy.
+fn pod_cgroups(cluster: &Cluster) -> BTreeSet<String> {
+    fn walk(dir: &std::path::Path, out: &mut BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                match name.strip_prefix("pod") {
+                    Some(uid) => drop(out.insert(uid.to_string())),
+                    None => walk(&e.path(), out),
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    for dir in noderun_tests::cluster::cgroup_dirs(&cluster.cgroup_parent) {
+        walk(&dir, &mut out);
+    }
+    out
+}
+
+/// Nothing of pod `uid` is left on the node: no pinned namespace, bundle,
+/// runtime state, snapshot, log, IPAM allocation (its files name the
+/// owner), mount, cgroup or veth.
+fn assert_no_trace(cluster: &Cluster, uid: &str) {
+    for dir in [cluster.run_dir(), cluster.state_dir(), cluster.log_dir()] {
+        assert_eq!(paths_naming(&dir, uid), Vec::<std::path::PathBuf>::new());
+    }
+    let owners = ipam_owners(cluster);
+    assert!(!owners.contains(uid), "IPAM still names {uid}: {owners:?}");
     let mounts = noderun_testkit::mount_points_under(cluster.dir.path()).unwrap();
     assert_eq!(mounts, Vec::<std::path::PathBuf>::new());
-    for dir in noderun_tests::cluster::cgroup_dirs(&cluster.cgroup_parent) {
-        let left = noderun_tests::cluster::find_dirs(&dir, &format!("pod{uid}"));
-        assert_eq!(left, Vec::<std::path::PathBuf>::new());
-    }
+    assert!(!pod_cgroups(cluster).contains(uid), "pod{uid} cgroup left");
     let links = node_links(cluster);
     let expected: std::collections::BTreeSet<String> =
         ["lo".to_string(), cluster.bridge.clone()].into();
@@ -1918,4 +1944,275 @@ async fn an_eviction_cut_short_by_a_daemon_kill_is_finished_at_restart() {
     assert_eq!(done.status.container_statuses[0].restart_count, 0);
     wait_torn_down(&cluster, &pod.metadata.uid).await;
     assert_no_trace(&cluster, &pod.metadata.uid);
+}
+
+/// [`quick_pod`] of image `image`, labelled `app: <app>`.
+fn quick_pod_of(name: &str, app: &str, image: &str) -> String {
+    quick_pod(name, &format!("app: {app}")).replace("image: busybox", &format!("image: {image}"))
+}
+
+/// Every pod in the default namespace, by name.
+async fn pods_by_name(client: &noderun_client::Client) -> BTreeMap<String, Pod> {
+    let (items, _) = client
+        .list(Kind::Pod, Some("default"), &Default::default())
+        .await
+        .unwrap();
+    items
+        .into_iter()
+        .filter_map(|o| match o {
+            Object::Pod(p) => Some((p.metadata.name.clone(), p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The snapshot directories no name points at (work a crash cut short).
+fn unnamed_snapshot_dirs(cluster: &Cluster) -> Vec<String> {
+    let root = cluster.state_dir().join("snapshots");
+    let named: BTreeSet<String> = std::fs::read_dir(root.join("names"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .collect();
+    std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|id| !named.contains(id))
+        .collect()
+}
+
+/// The processes with a file open whose path names `needle` (pid and
+/// path): what is left of a pod's processes that no cgroup holds (an init
+/// cut short before it joined its cgroup, a logger).
+fn processes_holding(needle: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for proc_dir in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = proc_dir.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        for fd in std::fs::read_dir(proc_dir.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let target = target.to_string_lossy().into_owned();
+                if target.contains(needle) {
+                    found.push((pid.clone(), target));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The node holds what the pods `live` (UIDs) need and nothing else: an
+/// IPAM allocation, a pod cgroup and a veth each, no unnamed snapshot
+/// directory, no mount or path under the node's directories naming
+/// another pod.
+fn assert_host_holds_only(cluster: &Cluster, live: &BTreeSet<String>, gone: &[String]) {
+    for uid in gone {
+        assert_no_trace_of_pod(cluster, uid);
+        // A logger ends once it has drained its pipe: give it a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !processes_holding(uid).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processes_holding(uid), Vec::new(), "processes of pod {uid}");
+    }
+    assert_eq!(&ipam_owners(cluster), live, "IPAM owners");
+    assert_eq!(&pod_cgroups(cluster), live, "pod cgroups");
+    let veths = node_links(cluster).len() - 2; // lo and the bridge
+    assert_eq!(veths, live.len(), "veths: {:?}", node_links(cluster));
+    assert_eq!(unnamed_snapshot_dirs(cluster), Vec::<String>::new());
+    for mount in noderun_testkit::mount_points_under(cluster.dir.path()).unwrap() {
+        let text = mount.to_string_lossy();
+        assert!(
+            live.iter().any(|uid| text.contains(uid.as_str())),
+            "{text} is no live pod's"
+        );
+    }
+}
+
+/// Apply pods `names` of `image` labelled `app: <app>`, in one manifest
+/// (created at once, as a burst), and return their UIDs by name.
+async fn create_pods(
+    cluster: &Cluster,
+    client: &noderun_client::Client,
+    names: &[String],
+    app: &str,
+    image: &str,
+) -> BTreeMap<String, String> {
+    let manifests: Vec<String> = names.iter().map(|n| quick_pod_of(n, app, image)).collect();
+    cluster.apply(&manifests.join("---\n"));
+    let pods = pods_by_name(client).await;
+    names
+        .iter()
+        .map(|n| (n.clone(), pods[n].metadata.uid.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_mid_start_finishes_or_redoes_half_made_pods() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    let client = cluster.client().await;
+    // Pods running well before the kill: adopted, never restarted.
+    let steady: Vec<String> = (0..2).map(|i| format!("steady-{i}")).collect();
+    create_pods(&cluster, &client, &steady, "steady", "busybox").await;
+    // Pods of an image whose own layer another unpack is holding: each
+    // waits in its rootfs phase, its sandbox and network made.
+    let image = noderun_tests::images::LayeredImage::write(
+        &noderun_testkit::busybox_layout(),
+        cluster.dir.path(),
+        "halfmade",
+    );
+    cluster.import_image(&image.layout);
+    let hold = noderun_tests::images::UnpackHold::take(&cluster.state_dir(), &image.top_chain);
+    let held: Vec<String> = (0..3).map(|i| format!("held-{i}")).collect();
+    let held_uids = create_pods(&cluster, &client, &held, "held", "halfmade").await;
+    for name in &steady {
+        cluster
+            .wait_pod(&client, name, START, "Running", running)
+            .await;
+    }
+    // Its /etc files are written once the network is up.
+    let deadline = std::time::Instant::now() + START;
+    for uid in held_uids.values() {
+        let etc = cluster.run_dir().join("pods").join(uid).join("_etc");
+        while !etc.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{uid} never reached its rootfs\n{}",
+                cluster.noderun_log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // A burst, and the daemon killed once the first of it runs.
+    let burst: Vec<String> = (0..24).map(|i| format!("burst-{i}")).collect();
+    create_pods(&cluster, &client, &burst, "burst", "busybox").await;
+    let deadline = std::time::Instant::now() + START;
+    while !pods_of_app(&client, "burst").await.iter().any(running) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pod Running\n{}",
+            cluster.noderun_log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cluster.kill_noderun();
+    // Only the node writes a bound pod's status: this is the kill moment.
+    let at_kill = pods_by_name(&client).await;
+    let (up, down): (Vec<&Pod>, Vec<&Pod>) = at_kill.values().partition(|p| running(p));
+    eprintln!(
+        "at the kill: {} Running, {} not: {:?}",
+        up.len(),
+        down.len(),
+        down.iter().map(|p| &p.metadata.name).collect::<Vec<_>>()
+    );
+    for (name, uid) in &held_uids {
+        assert!(!running(&at_kill[name]), "{name} ran past the hold");
+        let pin = cluster.run_dir().join("netns").join(uid);
+        assert!(pin.exists(), "{name}: no network namespace");
+        assert!(ipam_owners(&cluster).contains(uid), "{name}: no address");
+    }
+
+    // While the node is down: some pods removed at once (the apiserver
+    // forgets them; nobody tells the node), some deleted gracefully (the
+    // node finalizes them when it is back), Running and half-made alike.
+    let of_burst = |pods: &[&Pod]| -> Vec<String> {
+        pods.iter()
+            .map(|p| p.metadata.name.clone())
+            .filter(|n| burst.contains(n))
+            .collect()
+    };
+    let (burst_up, burst_down) = (of_burst(&up), of_burst(&down));
+    let mut forced = vec!["held-1".to_string(), burst_up[0].clone()];
+    forced.extend(burst_down.first().cloned());
+    let mut graceful = vec!["held-2".to_string(), "steady-1".to_string()];
+    graceful.extend(burst_down.get(1).cloned());
+    for name in &forced {
+        cluster.ctl_ok(&["delete", "pod", name, "--force"]);
+    }
+    for name in &graceful {
+        cluster.ctl_ok(&["delete", "pod", name]);
+    }
+    // A pod cgroup alone, as a teardown cut short after the namespaces
+    // leaves it.
+    let stray = "0badc0de-0000-4000-8000-000000000000";
+    for dir in noderun_tests::cluster::cgroup_dirs(&cluster.cgroup_parent) {
+        std::fs::create_dir_all(dir.join("besteffort").join(format!("pod{stray}"))).unwrap();
+    }
+    // The other unpack is over.
+    drop(hold);
+    cluster.start_noderun();
+
+    // Every pod still there ends Running with an address of its own;
+    // those deleted are finalized.
+    for name in &graceful {
+        wait_gone(&cluster, &client, name).await;
+    }
+    let removed: Vec<&String> = forced.iter().chain(&graceful).collect();
+    let mut after = BTreeMap::new();
+    for name in at_kill.keys().filter(|n| !removed.contains(n)) {
+        let pod = cluster
+            .wait_pod(&client, name, START, "Running", running)
+            .await;
+        after.insert(name.clone(), pod);
+    }
+    assert_eq!(
+        pods_by_name(&client).await.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    let ips: BTreeSet<&str> = after.values().map(|p| p.status.pod_ip.as_str()).collect();
+    assert_eq!(ips.len(), after.len(), "each pod its own IP: {ips:?}");
+    // What ran at the kill was adopted: the same instance, not restarted.
+    let kept_up: Vec<&&Pod> = up
+        .iter()
+        .filter(|p| after.contains_key(&p.metadata.name))
+        .collect();
+    assert!(kept_up.iter().any(|p| p.metadata.name == "steady-0"));
+    for before in kept_up {
+        let now = &after[&before.metadata.name];
+        let (b, a) = (
+            &before.status.container_statuses[0],
+            &now.status.container_statuses[0],
+        );
+        assert_eq!(a.restart_count, 0, "{}: {a:#?}", before.metadata.name);
+        assert_eq!(a.state.running, b.state.running, "{}", before.metadata.name);
+        assert_eq!(now.status.pod_ip, before.status.pod_ip);
+    }
+    // Nothing of the removed pods is left (their teardown may still run
+    // after the others are Running: wait for it).
+    let gone: Vec<String> = removed
+        .iter()
+        .map(|n| at_kill[*n].metadata.uid.clone())
+        .chain([stray.to_string()])
+        .collect();
+    for uid in &gone {
+        wait_torn_down(&cluster, uid).await;
+    }
+    let live: BTreeSet<String> = after.values().map(|p| p.metadata.uid.clone()).collect();
+    assert_host_holds_only(&cluster, &live, &gone);
+
+    // And once every pod is deleted, the host is clean.
+    for name in after.keys() {
+        cluster.ctl_ok(&["delete", "pod", name]);
+    }
+    for name in after.keys() {
+        wait_gone(&cluster, &client, name).await;
+    }
+    for pod in after.values() {
+        assert_no_trace(&cluster, &pod.metadata.uid);
+    }
+    let all: Vec<String> = gone
+        .into_iter()
+        .chain(after.values().map(|p| p.metadata.uid.clone()))
+        .collect();
+    assert_host_holds_only(&cluster, &BTreeSet::new(), &all);
 }

@@ -110,9 +110,11 @@ pub fn create(
     let fifo = spawn::exec_fifo(&dir.join(EXEC_FIFO))?;
     let (ours, theirs) = spawn::seqpacket_pair()?;
     let plan = InitPlan::new(id, &bundle, fifo, opts)?;
+    let ours_fd = std::os::fd::AsRawFd::as_raw_fd(&ours);
     let channel = Channel::new(ours);
     let mut init_end = Some(theirs);
     let init: Box<dyn FnMut() -> isize + '_> = Box::new(|| {
+        spawn::close_parent_end(ours_fd);
         init::child_main(
             &plan,
             Channel::new(init_end.take().expect("clone runs the child once")),

@@ -220,9 +220,11 @@ fn clone_exec_child(
         None => c.cgroup.clone_into()?,
     };
     let (ours, theirs) = spawn::seqpacket_pair()?;
+    let ours_fd = std::os::fd::AsRawFd::as_raw_fd(&ours);
     let channel = Channel::new(ours);
     let mut child_end = Some(theirs);
     let exec_child: Box<dyn FnMut() -> isize + '_> = Box::new(|| {
+        spawn::close_parent_end(ours_fd);
         let channel = Channel::new(child_end.take().expect("clone runs the child once"));
         let err = child(&channel, setup, process);
         let _ = channel.send(&Message::Failed(err));

@@ -1,8 +1,11 @@
 //! The host against the apiserver. At every start, before any worker
 //! runs: every pod found on the host (by the UIDs in the agent's names:
 //! bundles, pinned namespaces, runtime state, active snapshots, IPAM
-//! allocations, log directories) that the apiserver does not bind here is
-//! torn down; pods that are bound stay, and their workers adopt them.
+//! allocations, log directories, pod cgroups) that the apiserver does not
+//! bind here is torn down; pods that are bound stay, and their workers
+//! adopt them (or, half-made, tear them down and start them again).
+//! Snapshot directories no name points at (an unpack or rootfs a crash
+//! cut short) are removed.
 //! [`reset`] tears down every pod and the node's own bridge and cgroup
 //! parents (`noderun reset`, used by `scripts/down.sh`).
 
@@ -18,6 +21,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The QoS classes, each with a cgroup parent of its pods.
+const QOS_CLASSES: [QosClass; 3] = [
+    QosClass::Guaranteed,
+    QosClass::Burstable,
+    QosClass::BestEffort,
+];
 
 /// Names in `dir` (nothing when it does not exist).
 fn names_in(dir: &Path) -> Vec<String> {
@@ -63,6 +73,20 @@ pub fn pods_on_host(host: &PodHost) -> BTreeSet<String> {
             .iter()
             .filter_map(|n| n.rsplit_once('_').map(|(_, uid)| uid.to_string())),
     );
+    // `<parent>/<qos>/pod<uid>`: what a teardown cut short between the
+    // namespaces and the cgroup leaves (no cgroup control file starts
+    // with `pod`).
+    for qos in QOS_CLASSES {
+        let parent = config.cgroup_parent.join(qos_dir(qos));
+        let dirs = cgroups::open(host.layout(), &parent).map(|cg| cg.paths());
+        for dir in dirs.iter().flatten() {
+            uids.extend(
+                names_in(dir)
+                    .iter()
+                    .filter_map(|n| n.strip_prefix("pod").map(String::from)),
+            );
+        }
+    }
     uids.retain(|u| host.paths(u).is_ok());
     uids
 }
@@ -82,6 +106,13 @@ pub async fn on_start(ctx: &Arc<NodeContext>, bound: &BTreeSet<String>) {
             if let Err(e) = host.teardown_pod(uid, Duration::ZERO) {
                 tracing::warn!(pod = %uid, error = %e, "teardown of a stale pod failed");
             }
+        }
+        // Snapshot directories a crash left unnamed (an unpack or a
+        // container's rootfs cut short) belong to no pod and no image.
+        match host.snapshots().remove_abandoned() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed abandoned snapshot directories"),
+            Err(e) => tracing::warn!(error = %e, "removing abandoned snapshot directories failed"),
         }
         stale.len()
     })
@@ -105,9 +136,12 @@ pub enum ResetError {
     },
     #[error("bridge {bridge}: {message}")]
     Bridge { bridge: String, message: String },
+    #[error("removing abandoned snapshot directories: {0}")]
+    Snapshots(#[from] crate::snapshot::SnapshotError),
 }
 
-/// Take the node down: every pod torn down (no grace), then the bridge
+/// Take the node down: every pod torn down (no grace), abandoned
+/// snapshot directories removed, then the bridge
 /// (in `host_netns` when given) and the QoS and parent cgroups. Returns
 /// the UIDs torn down.
 pub fn reset(host: &PodHost, host_netns: Option<&Path>) -> Result<Vec<String>, ResetError> {
@@ -115,6 +149,7 @@ pub fn reset(host: &PodHost, host_netns: Option<&Path>) -> Result<Vec<String>, R
     for uid in &uids {
         host.teardown_pod(uid, Duration::ZERO)?;
     }
+    host.snapshots().remove_abandoned()?;
     let bridge = host.network().config().bridge.clone();
     let bridge_err = |message: String| ResetError::Bridge {
         bridge: bridge.clone(),
@@ -130,12 +165,7 @@ pub fn reset(host: &PodHost, host_netns: Option<&Path>) -> Result<Vec<String>, R
         .delete_link(&bridge)
         .map_err(|e| bridge_err(e.to_string()))?;
     let parent = &host.config().cgroup_parent;
-    let qos = [
-        QosClass::Guaranteed,
-        QosClass::Burstable,
-        QosClass::BestEffort,
-    ];
-    let dirs = qos
+    let dirs = QOS_CLASSES
         .iter()
         .map(|q| parent.join(qos_dir(*q)))
         .chain([parent.clone()]);

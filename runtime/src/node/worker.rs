@@ -4,8 +4,9 @@
 //! pushes the status when it changed; it runs again on the next event or
 //! after `pod_poll`.
 //!
-//! - new pod: adopted when all its containers exist on the host (a daemon
-//!   restart), else started (anything half-made is torn down first); a
+//! - new pod: adopted when all its containers exist on the host and were
+//!   started (a daemon restart), else started (anything half-made, a
+//!   container created but never started included, is torn down first); a
 //!   failed start is retried with back-off and shown as
 //!   `CreateContainerError`;
 //! - init containers run one at a time, in order, each to completion
@@ -289,13 +290,15 @@ impl Worker {
         }
         let pod = self.pod.clone();
         let uid = self.uid().to_string();
-        let (reports, mark) = blocking(self.host(), format!("looking for pod {uid}"), move |h| {
-            Ok((
-                h.container_reports(&pod)?,
-                h.eviction_mark(&pod.metadata.uid)?,
-            ))
-        })
-        .await?;
+        let (reports, whole, mark) =
+            blocking(self.host(), format!("looking for pod {uid}"), move |h| {
+                let uid = &pod.metadata.uid;
+                let reports = h.container_reports(&pod)?;
+                let whole =
+                    !reports.is_empty() && reports.iter().all(|r| h.container_started(uid, r));
+                Ok((reports, whole, h.eviction_mark(uid)?))
+            })
+            .await?;
         let reports: Vec<ContainerReport> = reports;
         if let Some(message) = mark {
             // Evicted before a daemon restart that cut the eviction short:
@@ -307,7 +310,7 @@ impl Worker {
             });
             return Ok(false);
         }
-        if !reports.is_empty() && reports.iter().all(|r| r.state.is_some()) {
+        if whole {
             tracing::info!(pod = %uid, "adopted the pod's running containers");
             self.started = true;
             // Its app containers exist: its init containers completed.

@@ -61,15 +61,39 @@ pub fn collect_garbage(
             report.snapshots_removed += 1;
         }
     }
+    report.orphans_removed = remove_unnamed(snapshots, &names)?;
+    remove_lock_files(snapshots)?;
+    Ok(report)
+}
+
+impl Snapshotter {
+    /// Remove the snapshot directories no name points at: an unpack or
+    /// prepare a crash cut short (a creator holds the root lock shared
+    /// until it has named its directory; this takes it exclusively, so
+    /// nothing unnamed is still being made). Returns how many. The node
+    /// daemon runs it at every start.
+    pub fn remove_abandoned(&self) -> Result<usize, SnapshotError> {
+        let _lock = self.lock(LockMode::Exclusive)?;
+        remove_unnamed(self, &self.storage.all_names()?)
+    }
+}
+
+/// Remove every snapshot directory not in `names`; the caller holds the
+/// root lock exclusively.
+fn remove_unnamed(
+    snapshots: &Snapshotter,
+    names: &[(Name, String)],
+) -> Result<usize, SnapshotError> {
+    let storage = &snapshots.storage;
     let named: BTreeSet<&String> = names.iter().map(|(_, id)| id).collect();
+    let mut removed = 0;
     for id in storage.all_ids()? {
         if !named.contains(&id) {
             storage.remove_dir(&id)?;
-            report.orphans_removed += 1;
+            removed += 1;
         }
     }
-    remove_lock_files(snapshots)?;
-    Ok(report)
+    Ok(removed)
 }
 
 /// Per-chain lock files are only held under the root lock, which this

@@ -9,7 +9,7 @@ use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -118,6 +118,19 @@ pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), SpawnError> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(SpawnError::SocketPair)
+}
+
+/// In a cloned child, first thing: close the parent's end of the pair
+/// made by [`seqpacket_pair`], which the clone copied into the child's fd
+/// table. A child holding both ends never reads end of file when its
+/// parent dies before `Go`, and waits forever (outside the cgroup it has
+/// not joined yet, so no cgroup kill reaches it). close(2) is
+/// async-signal-safe.
+pub fn close_parent_end(fd: RawFd) {
+    // SAFETY: `fd` is the parent's end, an OwnedFd of the parent copied
+    // into this child by the clone; the child never drops that OwnedFd (it
+    // ends with _exit or exec), so this is the copy's only close.
+    unsafe { libc::close(fd) };
 }
 
 /// Make the exec fifo and return an O_PATH handle on it for the init.
