@@ -7,8 +7,10 @@
 //! layer held exclusively, as a concurrent unpack of the same layer holds
 //! it (`noderun image` or another pod of the image); a pod start of the
 //! image then waits in its rootfs phase, with its sandbox and network
-//! made, until the hold is released. That is how a test puts a pod
-//! deterministically half-made when the node daemon is killed.
+//! made, until the hold is released; with the snapshotter's root lock
+//! held shared, a container's restart waits in the removal of its old
+//! writable layer. That is how a test puts a pod deterministically
+//! half-made when the node daemon is killed.
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -141,30 +143,42 @@ fn chain_id<'a>(diff_ids: impl Iterator<Item = &'a str>) -> String {
         .expect("an image has layers")
 }
 
-/// The node's snapshotter lock of one layer stack, held exclusively by
-/// this process until dropped: an unpack of that stack waits for it.
+/// A lock file of the node's snapshotter held by this process until
+/// dropped, as another user of the snapshotter holds it.
 #[derive(Debug)]
 pub struct UnpackHold {
     _lock: nix::fcntl::Flock<File>,
 }
 
 impl UnpackHold {
-    /// Hold the lock of chain `chain` (`sha256:<hex>`) in the snapshotter
-    /// under `state_dir` (`<state>/snapshots/locks/<hex>.lock`, where the
-    /// snapshotter takes it before it unpacks).
+    /// Hold the lock of chain `chain` (`sha256:<hex>`) exclusively, as
+    /// its unpacker does (`<state>/snapshots/locks/<hex>.lock`): another
+    /// unpack of that layer stack waits.
     pub fn take(state_dir: &Path, chain: &str) -> UnpackHold {
         let hex = chain.strip_prefix("sha256:").expect("a sha256 chain ID");
         let path = state_dir
             .join("snapshots/locks")
             .join(format!("{hex}.lock"));
+        UnpackHold::hold(&path, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    }
+
+    /// Hold the snapshotter's root lock shared, as an unpack or a rootfs
+    /// prepare does (`<state>/snapshots/lock`): creating goes on, every
+    /// removal (a container's writable layer) waits.
+    pub fn removals(state_dir: &Path) -> UnpackHold {
+        let path = state_dir.join("snapshots/lock");
+        UnpackHold::hold(&path, nix::fcntl::FlockArg::LockSharedNonblock)
+    }
+
+    fn hold(path: &Path, how: nix::fcntl::FlockArg) -> UnpackHold {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
+            .open(path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        let lock = nix::fcntl::Flock::lock(file, how)
             .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()));
         UnpackHold { _lock: lock }
     }

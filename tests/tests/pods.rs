@@ -2216,3 +2216,64 @@ async fn a_node_killed_mid_start_finishes_or_redoes_half_made_pods() {
         .collect();
     assert_host_holds_only(&cluster, &BTreeSet::new(), &all);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_mid_restart_finishes_the_pod_in_place() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    let client = cluster.client().await;
+    cluster.apply(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: twin\nspec:\n  terminationGracePeriodSeconds: 2\n  \
+         containers:\n  - name: keep\n    image: busybox\n    command: [sh, -c, 'trap \"exit 0\" TERM; \
+         while true; do sleep 0.2; done']\n  - name: flaky\n    image: busybox\n    \
+         command: [sh, -c, 'sleep 1; exit 1']\n",
+    );
+    let state = |p: &Pod, i: usize| p.status.container_statuses[i].state.clone();
+    let pod = cluster
+        .wait_pod(&client, "twin", START, "both running", |p| {
+            p.status.container_statuses.len() == 2
+                && state(p, 0).running.is_some()
+                && state(p, 1).running.is_some()
+        })
+        .await;
+    let uid = pod.metadata.uid.clone();
+    // Removals of writable layers wait: flaky's restart, once it exited,
+    // stops between the removal of its old container and the new one.
+    let hold = noderun_tests::images::UnpackHold::removals(&cluster.state_dir());
+    let old = cluster
+        .run_dir()
+        .join("containers")
+        .join(format!("{uid}_flaky"));
+    let deadline = std::time::Instant::now() + START;
+    while old.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flaky never restarted\n{}",
+            cluster.noderun_log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.kill_noderun();
+    drop(hold);
+    cluster.start_noderun();
+
+    // keep runs on untouched; flaky is started again.
+    let after = cluster
+        .wait_pod(&client, "twin", START, "flaky restarted", |p| {
+            p.status.container_statuses[1].restart_count == 1
+        })
+        .await;
+    let keep = &after.status.container_statuses[0];
+    assert_eq!(keep.restart_count, 0, "{:#?}", after.status);
+    assert_eq!(keep.state.running, state(&pod, 0).running);
+    assert_eq!(after.status.pod_ip, pod.status.pod_ip);
+    assert!(
+        cluster.noderun_log().contains("starting the rest again"),
+        "{}",
+        cluster.noderun_log()
+    );
+    cluster.ctl_ok(&["delete", "pod", "twin"]);
+    wait_gone(&cluster, &client, "twin").await;
+    assert_no_trace(&cluster, &uid);
+}

@@ -14,7 +14,8 @@
 //!   removed (init containers, restarts); [`teardown`]: stop and remove by
 //!   pod UID alone;
 //!   [`status`]: container states for the pod's status; [`usage`]: the
-//!   memory a pod uses, from its cgroups.
+//!   memory a pod uses, from its cgroups; [`recovery`]: what a crash left
+//!   of a pod (containers started, sandbox whole).
 //! - [`logs`]: the containers' logs, rotated by size by a logger process
 //!   per container instance.
 //!
@@ -38,6 +39,7 @@ pub mod etc_files;
 mod exec;
 pub mod logs;
 pub mod pod;
+pub mod recovery;
 pub mod resources;
 pub mod runner;
 pub mod sandbox;

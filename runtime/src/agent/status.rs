@@ -120,25 +120,6 @@ impl PodHost {
         self.reports(pod, &pod.spec.containers)
     }
 
-    /// Whether the container of `report` (of pod `uid`) exists and its
-    /// start went through: `start` removes the exec fifo its init waits
-    /// on, so a container still Created, or Stopped with its fifo left,
-    /// was made but never started (a daemon killed between create and
-    /// start; its init died or waits for a start nobody will send).
-    pub fn container_started(&self, uid: &str, report: &ContainerReport) -> bool {
-        let Some(state) = &report.state else {
-            return false;
-        };
-        match state.status {
-            Status::Running | Status::Paused => true,
-            Status::Created => false,
-            Status::Stopped => self.paths(uid).is_ok_and(|p| {
-                let dir = crate::container::Record::dir(&p.runtime_root, &state.id);
-                !dir.join(crate::container::EXEC_FIFO).exists()
-            }),
-        }
-    }
-
     fn reports(
         &self,
         pod: &Pod,

@@ -5,8 +5,11 @@
 //! after `pod_poll`.
 //!
 //! - new pod: adopted when all its containers exist on the host and were
-//!   started (a daemon restart), else started (anything half-made, a
-//!   container created but never started included, is torn down first); a
+//!   started (a daemon restart); finished in place when its sandbox is
+//!   whole and the stored status shows every container made before (a
+//!   restart cut short: those not started are started again); else
+//!   started (anything half-made, a container created but never started
+//!   included, is torn down first); a
 //!   failed start is retried with back-off and shown as
 //!   `CreateContainerError`;
 //! - init containers run one at a time, in order, each to completion
@@ -290,15 +293,23 @@ impl Worker {
         }
         let pod = self.pod.clone();
         let uid = self.uid().to_string();
-        let (reports, whole, mark) =
+        // Only a pod started whole before can be finished in place (a new
+        // pod's first look skips the network check).
+        let was_whole = self.was_whole();
+        let (reports, started, sandbox_up, mark) =
             blocking(self.host(), format!("looking for pod {uid}"), move |h| {
                 let uid = &pod.metadata.uid;
                 let reports = h.container_reports(&pod)?;
-                let whole =
-                    !reports.is_empty() && reports.iter().all(|r| h.container_started(uid, r));
-                Ok((reports, whole, h.eviction_mark(uid)?))
+                let started: Vec<bool> = reports
+                    .iter()
+                    .map(|r| h.container_started(uid, r))
+                    .collect();
+                let whole = started.iter().all(|s| *s);
+                let sandbox_up = was_whole && !whole && h.sandbox_up(uid);
+                Ok((reports, started, sandbox_up, h.eviction_mark(uid)?))
             })
             .await?;
+        let whole = !started.is_empty() && started.iter().all(|s| *s);
         let reports: Vec<ContainerReport> = reports;
         if let Some(message) = mark {
             // Evicted before a daemon restart that cut the eviction short:
@@ -321,6 +332,27 @@ impl Worker {
             // Finished before, and its containers are gone (a reboot):
             // never run it again.
             return Ok(false);
+        }
+        if sandbox_up {
+            // A restart of some of its containers was cut short: keep
+            // what runs, start those again (after removing what is left).
+            let redo: Vec<String> = reports
+                .iter()
+                .zip(&started)
+                .filter(|(_, started)| !**started)
+                .map(|(r, _)| r.name.clone())
+                .collect();
+            tracing::info!(pod = %uid, containers = ?redo,
+                "adopted the pod's running containers; starting the rest again");
+            let now = Instant::now();
+            for name in redo {
+                let track = self.containers.entry(name).or_default();
+                track.restart_at = Some(now);
+                track.exit_seen = true;
+            }
+            self.started = true;
+            self.init_done = Some(self.pod.status.init_container_statuses.clone());
+            return Ok(true);
         }
         if !self.admitted {
             if let Some(message) = admission::refusal(&self.pod, *self.ctx.pressure.borrow()) {
@@ -379,6 +411,17 @@ impl Worker {
             }
         }
         Ok(true)
+    }
+
+    /// Whether the stored status shows every app container made (the pod
+    /// was started whole before).
+    fn was_whole(&self) -> bool {
+        let stored = &self.pod.status.container_statuses;
+        self.pod.spec.containers.iter().all(|c| {
+            stored
+                .iter()
+                .any(|s| s.name == c.name && !s.container_id.is_empty())
+        })
     }
 
     /// Whether something of the pod is on the host (a crash mid-start).
