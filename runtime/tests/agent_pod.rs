@@ -13,6 +13,7 @@ use noderun_core::{Container, EnvVar, Pod, PodPhase, QosClass};
 use noderun_netplug::config::HOST_VETH_PREFIX;
 use noderun_netplug::netlink::Netlink;
 use noderun_netplug::Netns;
+use noderun_runtime::agent::runner::exit_file::EXIT_FILE;
 use noderun_runtime::agent::runner::{
     ExecIo, ExecOutput, Exit, FailureKind, Status, EXEC_OUTPUT_LIMIT,
 };
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 #[path = "common/pod_host.rs"]
 mod pod_host;
 
-use pod_host::{pod_host, IMAGE, LOG_ROTATION};
+use pod_host::{pod_host, pod_host_on_bridge, IMAGE, LOG_ROTATION};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -632,6 +633,9 @@ fn the_runner_survives_a_failing_create_and_goes_with_its_handle() {
         (state.status, state.exit),
         (Status::Stopped, Some(Exit::Code(0)))
     );
+    // Recorded in its exit file too, for a runner that did not create it.
+    let recorded = std::fs::read_to_string(root.join(&fine_id).join(EXIT_FILE)).unwrap();
+    assert!(recorded.contains("\"exit\":{\"code\":0}"), "{recorded}");
     let again = node
         .host
         .runner()
@@ -668,6 +672,114 @@ fn the_runner_survives_a_failing_create_and_goes_with_its_handle() {
         !Path::new(&format!("/proc/{runner_pid}")).exists(),
         "the runner is gone and reaped"
     );
+}
+
+/// A second pod host on the node's directories, network and cgroup
+/// parent with a runner of its own: a daemon that ran before the node's.
+/// (Forked while the other tests wait on SERIAL, which `node` holds.)
+fn earlier_host(node: &Node) -> PodHost {
+    let runner = Runner::start().expect("start a second runner");
+    pod_host_on_bridge(
+        runner,
+        node.dir.path(),
+        node.node_ns.path(),
+        node.host.config().cgroup_parent.clone(),
+        "10.77.0.0/24",
+        &node.host.network().config().bridge,
+    )
+}
+
+/// What a process's fds point at, in fd order.
+fn fd_targets(pid: i32) -> Vec<String> {
+    let mut fds: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let n = e.file_name().to_string_lossy().parse().unwrap();
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            (n, target.to_string_lossy().into_owned())
+        })
+        .collect();
+    fds.sort();
+    fds.into_iter().map(|(_, t)| t).collect()
+}
+
+fn comm(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim().to_string())
+}
+
+#[test]
+fn a_runner_closed_while_its_init_runs_stays_to_record_the_exit() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let before = HostSnapshot::capture().unwrap();
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    let earlier = earlier_host(&node);
+    let p = pod("lingers", &uid, vec![container("c", "sleep 2; exit 7")]);
+    earlier.start_pod(&p).unwrap();
+    let old_runner = earlier.runner().pid();
+    // Its daemon is done with it while the init runs: the runner stays as
+    // the init's parent, holding nothing of the agent's (no socket, stdio
+    // on /dev/null), only the init's pidfd
+    drop(earlier);
+    let deadline = Instant::now() + WAIT;
+    while comm(old_runner).as_deref() != Some("noderun-reaper") {
+        assert!(Instant::now() < deadline, "{:?}", comm(old_runner));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // (and the sealed copy of the runtime's binary that inits exec).
+    let fds = fd_targets(old_runner);
+    assert_eq!(fds[..3], ["/dev/null"; 3], "{fds:?}");
+    assert!(fds.contains(&"anon_inode:[pidfd]".to_string()), "{fds:?}");
+    assert!(
+        fds[3..]
+            .iter()
+            .all(|t| t == "anon_inode:[pidfd]" || t.starts_with("/memfd:nrc:")),
+        "the lingering runner holds more: {fds:?}"
+    );
+
+    // The node's runner did not create the container: it reads the exit
+    // the lingering one recorded, with the times.
+    let status = node.wait_status(&p, "the container exits", |s| {
+        s.container_statuses[0].state.terminated.is_some()
+    });
+    let t = status.container_statuses[0]
+        .state
+        .terminated
+        .clone()
+        .unwrap();
+    assert_eq!((t.exit_code, t.signal, t.reason.as_str()), (7, 0, "Error"));
+    assert!(
+        t.started_at.is_some() && t.finished_at >= t.started_at,
+        "{t:?}"
+    );
+    assert_eq!(status.phase, PodPhase::Failed);
+    let paths = node.host.paths(&uid).unwrap();
+    let dir = paths.runtime_root.join(paths.container_id("c"));
+    let exit_file = dir.join(EXIT_FILE);
+    let text = std::fs::read_to_string(&exit_file).unwrap();
+    assert!(text.contains("\"exit\":{\"code\":7}"), "{text}");
+
+    // Its last init reaped, the runner exits (and is reaped by a thread
+    // of the process that dropped its handle: no zombie).
+    let deadline = Instant::now() + WAIT;
+    while Path::new(&format!("/proc/{old_runner}")).exists() {
+        assert!(
+            Instant::now() < deadline,
+            "runner {old_runner} ({:?}) stays",
+            comm(old_runner)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // The exit file goes with the container's state.
+    node.host.teardown_pod(&uid, Duration::ZERO).unwrap();
+    assert!(!dir.exists(), "{dir:?} stays");
+    node.assert_clean(&before);
 }
 
 /// A tokio runtime for the runner's async exec API (tests are sync).

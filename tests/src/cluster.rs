@@ -292,6 +292,30 @@ impl Cluster {
         }
     }
 
+    /// The pids of the node daemon's container runners (its children
+    /// named `noderun-runner`).
+    pub fn noderun_runners(&self) -> Vec<i32> {
+        let Some(pid) = self.noderun.as_ref().map(|g| g.pid()) else {
+            return Vec::new();
+        };
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        let mut runners: Vec<i32> = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+            .flat_map(|c| {
+                c.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .filter(|p| process_name(*p).as_deref() == Some("noderun-runner"))
+            .collect();
+        runners.sort_unstable();
+        runners.dedup();
+        runners
+    }
+
     /// The node daemon's resident memory (VmRSS), in KiB.
     pub fn noderun_rss_kib(&self) -> Option<u64> {
         let pid = self.noderun.as_ref()?.pid();
@@ -469,6 +493,25 @@ impl Drop for Cluster {
         drop(self.cgroups.take());
         drop(self.node_ns.take());
     }
+}
+
+/// A process's name (`comm`), while it exists.
+pub fn process_name(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim().to_string())
+}
+
+/// Whether the process runs (exists and is not a zombie waiting for its
+/// parent to reap it).
+pub fn process_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .map(|i| !s[i + 1..].trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// The cgroup's directories (memory and pids hierarchies on v1, the one

@@ -8,7 +8,7 @@ use noderun_client::stream::Pushed;
 use noderun_core::proto::{StreamChunk, StreamFrame, StreamKind, StreamTarget};
 use noderun_core::{ConditionStatus, Kind, Object, Pod, PodConditionType, PodPhase};
 use noderun_testkit::privileged;
-use noderun_tests::cluster::Cluster;
+use noderun_tests::cluster::{process_name, process_running, Cluster};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::time::Duration;
@@ -1181,6 +1181,95 @@ async fn a_restarted_node_keeps_completed_init_containers_and_reruns_unfinished_
         .await;
     assert_eq!(rerun.status.phase, PodPhase::Pending);
     assert!(rerun.status.container_statuses[0].container_id.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exits_while_the_node_is_down_are_reported_after_its_restart() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    let manifest = |name: &str, policy: &str, seconds: u32| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  \
+             terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    \
+             command: [sh, -c, 'sleep {seconds}; exit 7']\n"
+        )
+    };
+    // "early" ends while the daemon is down, "late" once it is back.
+    cluster.apply(&manifest("early", "Never", 3));
+    cluster.apply(&manifest("late", "OnFailure", 10));
+    let client = cluster.client().await;
+    let early = cluster
+        .wait_pod(&client, "early", START, "Running", running)
+        .await;
+    cluster
+        .wait_pod(&client, "late", START, "Running", running)
+        .await;
+    let runners = cluster.noderun_runners();
+    assert!(!runners.is_empty(), "{}", cluster.noderun_log());
+    cluster.kill_noderun();
+
+    // The runner outlives the killed daemon as its containers' parent and
+    // records the early exit in the container's exit file.
+    let exit_file = cluster
+        .run_dir()
+        .join("containers")
+        .join(format!("{}_main", early.metadata.uid))
+        .join("exit");
+    let deadline = std::time::Instant::now() + START;
+    while !exit_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no {exit_file:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lingering: Vec<i32> = runners
+        .iter()
+        .copied()
+        .filter(|p| process_name(*p).as_deref() == Some("noderun-reaper"))
+        .collect();
+    assert!(!lingering.is_empty(), "a runner stays for the late pod");
+    cluster.start_noderun();
+
+    // The restarted daemon reports the real exit: Never, so Failed.
+    let failed = cluster
+        .wait_pod(&client, "early", START, "Failed", |p| {
+            p.status.phase == PodPhase::Failed
+        })
+        .await;
+    let c = &failed.status.container_statuses[0];
+    let t = c.state.terminated.as_ref().expect("terminated");
+    assert_eq!((t.exit_code, t.reason.as_str()), (7, "Error"), "{c:#?}");
+    assert!(t.started_at.is_some() && t.finished_at.is_some(), "{t:#?}");
+    assert_eq!(c.restart_count, 0);
+
+    // The late exit is recorded by the old runner and read by the new
+    // daemon, which restarts it under OnFailure.
+    let restarted = cluster
+        .wait_pod(&client, "late", START, "a restart", |p| {
+            p.status
+                .container_statuses
+                .first()
+                .is_some_and(|c| c.restart_count >= 1)
+        })
+        .await;
+    let c = &restarted.status.container_statuses[0];
+    assert_eq!(c.restart_count, 1, "{c:#?}");
+    let last = c
+        .last_state
+        .terminated
+        .as_ref()
+        .expect("the ended instance");
+    assert_eq!((last.exit_code, last.reason.as_str()), (7, "Error"));
+
+    // With its last container gone, the old runner has exited.
+    let deadline = std::time::Instant::now() + START;
+    while let Some(p) = runners.iter().find(|p| process_running(**p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runner {p} ({:?}) stays",
+            process_name(*p)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Pod `default/name`, which must exist.

@@ -53,22 +53,24 @@ impl ContainerReport {
                 let (exit_code, signal) = match s.exit {
                     Some(Exit::Code(c)) => (c, 0),
                     Some(Exit::Signal(sig)) => (128 + sig, sig),
-                    // Not reaped by this runner (adopted after a restart).
-                    None => (-1, 0),
+                    // Ended with no runner to record it: as kubelet, 137.
+                    None => (137, 0),
                 };
-                let reason = if self.oom_killed {
-                    "OOMKilled"
+                let (reason, message) = if self.oom_killed {
+                    ("OOMKilled", "")
+                } else if s.exit.is_none() {
+                    (STATUS_UNKNOWN, EXIT_LOST)
                 } else if exit_code == 0 {
-                    "Completed"
+                    ("Completed", "")
                 } else {
-                    "Error"
+                    ("Error", "")
                 };
                 ApiState {
                     terminated: Some(ContainerStateTerminated {
                         exit_code,
                         signal,
                         reason: reason.into(),
-                        message: String::new(),
+                        message: message.into(),
                         started_at: time(&s.started),
                         finished_at: time(&s.finished),
                         container_id: container_id(&s.id),
@@ -81,6 +83,11 @@ impl ContainerReport {
 }
 
 const CREATING: &str = "ContainerCreating";
+
+/// Kubelet's reason for a container whose end it cannot account for.
+const STATUS_UNKNOWN: &str = "ContainerStatusUnknown";
+const EXIT_LOST: &str = "The container ended while no container runner was its parent \
+     (the host rebooted, or the runner was killed), so its exit status was not recorded";
 
 fn container_id(id: &str) -> String {
     format!("noderun://{id}")
@@ -266,6 +273,17 @@ mod tests {
             (137, 9, "OOMKilled")
         );
         assert!(oom.finished_at.is_some() && oom.container_id == "noderun://u_c");
+        let lost = t(report(Status::Stopped, None, false));
+        assert_eq!(
+            (lost.exit_code, lost.signal, lost.reason.as_str()),
+            (137, 0, "ContainerStatusUnknown")
+        );
+        assert!(lost.message.contains("not recorded"), "{}", lost.message);
+        let lost_oom = t(report(Status::Stopped, None, true));
+        assert_eq!(
+            (lost_oom.exit_code, lost_oom.reason.as_str()),
+            (137, "OOMKilled")
+        );
         let running = report(Status::Running, None, false).api_state(CREATING);
         assert!(running.running.unwrap().started_at.is_some());
         let absent = ContainerReport {

@@ -28,6 +28,20 @@ pub fn pod_host(
     cgroup_parent: PathBuf,
     subnet: &str,
 ) -> PodHost {
+    let bridge = noderun_testkit::unique_name("nrab");
+    pod_host_on_bridge(runner, dir, node_ns, cgroup_parent, subnet, &bridge)
+}
+
+/// [`pod_host`] with the pod network on `bridge` (another host's, for a
+/// second host on the same node).
+pub fn pod_host_on_bridge(
+    runner: Runner,
+    dir: &Path,
+    node_ns: &Path,
+    cgroup_parent: PathBuf,
+    subnet: &str,
+    bridge: &str,
+) -> PodHost {
     let images = ImageStore::open(&dir.join("images"))
         .unwrap()
         .with_platform(PlatformSpec::linux_amd64());
@@ -36,11 +50,7 @@ pub fn pod_host(
         .unwrap();
     let snapshots = Snapshotter::new(&dir.join("snapshots")).unwrap();
     unpack_image(&images, &snapshots, IMAGE).unwrap();
-    let mut net = NetworkConfig::new(
-        "pods",
-        noderun_testkit::unique_name("nrab"),
-        subnet.parse().unwrap(),
-    );
+    let mut net = NetworkConfig::new("pods", bridge.to_string(), subnet.parse().unwrap());
     net.state_root = dir.join("ipam");
     let network = PodNetwork::new(net)
         .unwrap()

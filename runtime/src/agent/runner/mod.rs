@@ -14,13 +14,19 @@
 //! mutex'd fd: blocking calls from sync code, or the `*_async` methods,
 //! which run the call on tokio's blocking pool.
 //!
-//! Lifetime: the runner gets SIGKILL when the thread that forked it ends
-//! (PR_SET_PDEATHSIG; fork from the main thread, which lives as long as
-//! the daemon), and exits at end of file on its socket. Dropping the
-//! [`Runner`] closes the socket and reaps it. Containers outlive it: their
-//! inits are re-parented, and their state stays under the runtime root.
+//! Lifetime: the runner serves until the agent says close (dropping the
+//! last [`Runner`] handle does) or its socket reaches end of file (the
+//! daemon was killed). Then it exits at once if none of its inits runs,
+//! else it stays as their parent, a pure reaper, until the last one has
+//! ended: every init's exit goes to the container's exit file
+//! ([`exit_file`]) when it is reaped, so a new daemon reads the exits of
+//! containers that ended while it was away (as containerd's shims and
+//! conmon outlive their daemons). A runner that stays is reaped by a
+//! thread of the process that dropped it; after a kill, by the host's
+//! init. Containers' state stays under the runtime root.
 
 mod exec;
+pub mod exit_file;
 pub mod protocol;
 mod server;
 mod sys;
@@ -111,11 +117,10 @@ impl Runner {
     pub fn start() -> Result<Runner, RunnerError> {
         let (ours, theirs) =
             crate::sys::spawn::seqpacket_pair().map_err(RunnerError::SocketPair)?;
-        let parent = nix::unistd::getpid();
         match sys::fork().map_err(RunnerError::Start)? {
             ForkResult::Child => {
                 drop(ours);
-                runner_main(theirs, parent)
+                runner_main(theirs)
             }
             ForkResult::Parent { child } => {
                 drop(theirs);
@@ -334,25 +339,54 @@ impl Runner {
     }
 }
 
+impl Inner {
+    /// Tell the runner we are done; how many inits it stays for (`None`
+    /// when it did not answer: it is gone or broken).
+    fn close(&mut self) -> Option<u32> {
+        let socket = self
+            .socket
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()?;
+        sys::send_packet(socket.as_fd(), &protocol::encode(&Request::Close), &[]).ok()?;
+        let mut buf = vec![0u8; MAX_PACKET];
+        let (n, _) = sys::recv_packet(socket.as_fd(), &mut buf).ok()??;
+        match protocol::decode::<Response>(&buf[..n]) {
+            Ok(Response::Closing { inits }) => Some(inits),
+            _ => None,
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        // End of file tells the runner to exit; give it a moment, then
-        // make sure, and reap it either way.
-        drop(
-            self.socket
-                .get_mut()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .take(),
-        );
+        let pid = self.pid;
+        if let Some(inits) = self.close().filter(|n| *n > 0) {
+            // It stays for its inits: reaped when the last has ended
+            // (and by the host's init if this process ends first).
+            tracing::info!(
+                pid = pid.as_raw(),
+                inits,
+                "the container runner stays to record its containers' exits"
+            );
+            let reaper = std::thread::Builder::new()
+                .name("runner-reaper".into())
+                .spawn(move || crate::sys::spawn::wait_exit(pid));
+            if reaper.is_ok() {
+                return;
+            }
+        }
+        // It exits now (or never answered): give it a moment, then make
+        // sure, and reap it either way.
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            match sys::try_wait(self.pid) {
+            match sys::try_wait(pid) {
                 Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(2))
                 }
                 Ok(None) => {
-                    let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
-                    let _ = crate::sys::spawn::wait_exit(self.pid);
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = crate::sys::spawn::wait_exit(pid);
                     return;
                 }
                 Ok(Some(_)) | Err(_) => return,
@@ -361,19 +395,19 @@ impl Drop for Inner {
     }
 }
 
-/// The forked child: become the runner and never return.
-fn runner_main(socket: OwnedFd, parent: Pid) -> ! {
+/// The forked child: become the runner and never return. No parent-death
+/// signal: it outlives a killed daemon while its inits run (see the module
+/// doc); a parent gone before it started shows as end of file.
+fn runner_main(socket: OwnedFd) -> ! {
     sys::set_name(c"noderun-runner");
-    let alone = sys::close_fds_except(&[std::os::fd::AsRawFd::as_raw_fd(&socket)]);
-    let code = match sys::die_with_parent(Signal::SIGKILL, parent) {
-        Ok(true) if alone.is_ok() => {
+    let code = match sys::close_fds_except(&[std::os::fd::AsRawFd::as_raw_fd(&socket)]) {
+        Ok(()) => {
             server::serve(socket);
             0
         }
-        // The parent is already gone (nobody will ever ask anything), or
-        // the parent's fds could not be closed: the agent sees the runner
+        // The parent's fds could not be closed: the agent sees the runner
         // gone at its first request.
-        _ => 1,
+        Err(_) => 1,
     };
     // SAFETY: leave without running the parent's atexit handlers or
     // destructors of state copied from it (test harness, tokio).

@@ -60,6 +60,11 @@ pub enum Request {
         env: Vec<String>,
         tty: bool,
     },
+    /// The agent is done with this runner (it stops, or drops a handle):
+    /// answered with [`Response::Closing`], then the runner serves no
+    /// more. It exits at once when none of its inits runs; else it stays
+    /// their parent until they have all ended, to record their exits.
+    Close,
 }
 
 impl Request {
@@ -72,6 +77,7 @@ impl Request {
             | Request::Delete { id, .. }
             | Request::State { id, .. }
             | Request::Exec { id, .. } => id,
+            Request::Close => "",
         }
     }
 
@@ -84,6 +90,7 @@ impl Request {
             Request::Delete { .. } => "delete",
             Request::State { .. } => "state",
             Request::Exec { .. } => "exec",
+            Request::Close => "close",
         }
     }
 }
@@ -98,7 +105,9 @@ pub enum Status {
 }
 
 /// How the container's init ended, seen by the runner (its parent).
+/// (Also the exit file's `exit`: `{"code": 7}`, `{"signal": 9}`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Exit {
     Code(i32),
     Signal(i32),
@@ -138,6 +147,11 @@ pub enum Response {
     /// runner reaps it, and with a tty the pty's master.
     Executing {
         pid: i32,
+    },
+    /// close: the runner stops serving; it stays to reap `inits` inits
+    /// that still run (exits at once when 0).
+    Closing {
+        inits: u32,
     },
     /// The verb failed; the text is the whole error chain.
     Failed {
@@ -209,6 +223,7 @@ mod tests {
                 env: vec!["TERM=xterm".into()],
                 tty: true,
             },
+            Request::Close,
         ];
         for r in &requests {
             assert_eq!(&decode::<Request>(&encode(r)).unwrap(), r);
@@ -216,6 +231,7 @@ mod tests {
         let responses = [
             Response::Created { pid: 42 },
             Response::Executing { pid: 43 },
+            Response::Closing { inits: 2 },
             Response::Done,
             Response::Failed {
                 kind: FailureKind::NotFound,

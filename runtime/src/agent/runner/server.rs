@@ -1,8 +1,27 @@
 //! The runner's side: a single-threaded loop that answers one request at a
 //! time by calling the runtime library (`crate::container`), and reaps the
 //! containers' inits (its children) the moment they exit, through a pidfd
-//! per init, so their exit status and time are known.
+//! per init, so their exit status and time are known. Each exit is
+//! recorded in the container's exit file ([`super::exit_file`]) before
+//! the init is reaped.
+//!
+//! When the agent is gone (end of file on the socket: the daemon was
+//! killed) or says [`Request::Close`] (it stops, or drops its handle), the
+//! runner serves no more. Inits that still run keep it: it lingers as
+//! their parent and a pure reaper (named `noderun-reaper`, stdio on
+//! /dev/null, no socket), records each exit as it comes and exits with
+//! the last one, so a new daemon reads the exits of containers that ended
+//! while it was away. It is no subreaper: orphans inside a container go to
+//! the container's init, others to the host's, never to it. With no init
+//! left it exits at once (tests that drop a runner leave nothing).
+//!
+//! The state of a stopped container this runner did not create (adopted
+//! after a daemon restart, or another runner's) comes from its exit file.
+//! Its parent writes the file before it reaps, so while the init is still
+//! a zombie the answer waits a moment (the parent reaps at once), and
+//! once it is gone without a file the exit is unknown.
 
+use super::exit_file::{self, ExitRecord};
 use super::protocol::{
     self, ContainerState, Exit, FailureKind, Request, Response, Status, MAX_PACKET,
 };
@@ -12,16 +31,29 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::error::Error;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-/// An init this runner created and still watches.
+/// How long a state answer waits for another process to reap (and
+/// record) a zombie init before it calls the container still running.
+const RECORD_WAIT: Duration = Duration::from_millis(100);
+
+/// An init this runner created and has not reaped yet.
 #[derive(Debug)]
 struct Child {
-    pidfd: OwnedFd,
+    /// Readable once it exits; `None` when pidfd_open failed (then its
+    /// exit is seen at the next reap of another, or when asked about).
+    pidfd: Option<OwnedFd>,
+    /// Its container's state directory, where the exit file goes.
+    dir: PathBuf,
+    pid_start_time: u64,
 }
 
 /// What the runner knows about an init beyond the runtime's record.
 #[derive(Debug, Default, Clone)]
 struct Seen {
+    /// Which instance of the pid this is about.
+    pid_start_time: u64,
     started: Option<String>,
     finished: Option<String>,
     exit: Option<Exit>,
@@ -48,44 +80,86 @@ struct Server {
 /// What the answer to a request carries besides the message.
 type Answer = (Response, Vec<OwnedFd>);
 
-/// Serve requests on `socket` until the agent closes it. Never returns an
-/// error: a broken socket ends the loop, every other failure is answered.
+/// Serve requests on `socket` until the agent closes it or says close,
+/// then reap the inits that still run (see the module doc). Never returns
+/// an error: a broken socket ends the serving, every other failure is
+/// answered.
 pub fn serve(socket: OwnedFd) {
     let mut server = Server::default();
-    let mut buf = vec![0u8; MAX_PACKET];
-    loop {
-        let ready = {
-            let mut fds = vec![socket.as_fd()];
-            fds.extend(server.children.values().map(|c| c.pidfd.as_fd()));
-            fds.extend(server.execs.values().map(|c| c.pidfd.as_fd()));
-            match sys::poll_readable(&fds) {
-                Ok(r) => r,
+    server.serve_requests(socket.as_fd());
+    drop(socket);
+    server.linger();
+}
+
+impl Server {
+    /// Answer requests until end of file, a broken socket, or close.
+    fn serve_requests(&mut self, socket: std::os::fd::BorrowedFd<'_>) {
+        let mut buf = vec![0u8; MAX_PACKET];
+        loop {
+            let ready = {
+                let mut fds = vec![socket];
+                fds.extend(
+                    self.children
+                        .values()
+                        .filter_map(|c| c.pidfd.as_ref())
+                        .map(|f| f.as_fd()),
+                );
+                fds.extend(self.execs.values().map(|c| c.pidfd.as_fd()));
+                match sys::poll_readable(&fds) {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
+            };
+            if ready.iter().skip(1).any(|r| *r) {
+                self.reap();
+            }
+            if !ready[0] {
+                continue;
+            }
+            let (n, fds) = match sys::recv_packet(socket, &mut buf) {
+                Ok(Some(packet)) => packet,
+                Ok(None) | Err(_) => return,
+            };
+            let request = protocol::decode::<Request>(&buf[..n]);
+            let closing = matches!(request, Ok(Request::Close));
+            let (response, out_fds) = match request {
+                Ok(request) => self.handle(&request, fds),
+                Err(e) => (
+                    Response::Failed {
+                        kind: FailureKind::Other,
+                        message: format!("runner: undecodable request: {e}"),
+                    },
+                    Vec::new(),
+                ),
+            };
+            let out: Vec<_> = out_fds.iter().map(|f| f.as_fd()).collect();
+            if sys::send_packet(socket, &protocol::encode(&response), &out).is_err() || closing {
+                return;
+            }
+        }
+    }
+
+    /// The agent is gone: stay the parent of the inits that still run,
+    /// record each exit, and return when none is left. Holds nothing but
+    /// the inits' pidfds (stdio goes to /dev/null: the daemon's log may
+    /// be a pipe someone waits to see closed).
+    fn linger(mut self) {
+        self.reap();
+        if self.children.is_empty() {
+            return;
+        }
+        sys::set_name(c"noderun-reaper");
+        let _ = sys::null_stdio();
+        // Nobody reads an exec'd process's exit any more; they are reaped
+        // as they come, and outlive the runner if the inits end first.
+        self.execs.clear();
+        while !self.children.is_empty() {
+            match sys::peek_exit(None, true) {
+                Ok(Some((pid, exit))) => self.record_and_reap(pid.as_raw(), Some(exit)),
+                Ok(None) => {}
+                // No child at all (ECHILD): nothing left to wait for.
                 Err(_) => return,
             }
-        };
-        if ready.iter().skip(1).any(|r| *r) {
-            server.reap();
-        }
-        if !ready[0] {
-            continue;
-        }
-        let (n, fds) = match sys::recv_packet(socket.as_fd(), &mut buf) {
-            Ok(Some(packet)) => packet,
-            Ok(None) | Err(_) => return,
-        };
-        let (response, out_fds) = match protocol::decode::<Request>(&buf[..n]) {
-            Ok(request) => server.handle(&request, fds),
-            Err(e) => (
-                Response::Failed {
-                    kind: FailureKind::Other,
-                    message: format!("runner: undecodable request: {e}"),
-                },
-                Vec::new(),
-            ),
-        };
-        let out: Vec<_> = out_fds.iter().map(|f| f.as_fd()).collect();
-        if sys::send_packet(socket.as_fd(), &protocol::encode(&response), &out).is_err() {
-            return;
         }
     }
 }
@@ -185,6 +259,12 @@ impl Server {
                 Container::load(root, id).and_then(|c| self.delete(&c, *force))
             }
             Request::State { root, id } => Container::load(root, id).map(|c| self.state(&c)),
+            Request::Close => {
+                self.reap();
+                Ok(Response::Closing {
+                    inits: self.children.len() as u32,
+                })
+            }
         };
         (
             result.unwrap_or_else(|e| failure(request.verb(), request.id(), e)),
@@ -315,19 +395,35 @@ impl Server {
         drop(swap);
         let created = created?;
         let pid = created.pid;
-        self.seen.insert(pid.as_raw(), Seen::default());
-        // Without a pidfd the init is still reaped at the next exit we see
-        // (or when it is deleted); its exit would then be found late.
-        if let Ok(pidfd) = sys::pidfd_open(pid) {
-            self.children.insert(pid.as_raw(), Child { pidfd });
-        }
+        let pid_start_time = created.record.pid_start_time;
+        self.seen.insert(
+            pid.as_raw(),
+            Seen {
+                pid_start_time,
+                ..Seen::default()
+            },
+        );
+        self.children.insert(
+            pid.as_raw(),
+            Child {
+                pidfd: sys::pidfd_open(pid).ok(),
+                dir: container::Record::dir(root, id),
+                pid_start_time,
+            },
+        );
         Ok(Response::Created { pid: pid.as_raw() })
     }
 
     fn start(&mut self, c: &Container) -> Result<Response, container::ContainerError> {
         container::start(c)?;
-        self.seen.entry(c.record.pid).or_default().started =
-            Some(noderun_core::Time::now().to_string());
+        let pid_start_time = c.record.pid_start_time;
+        self.seen
+            .entry(c.record.pid)
+            .or_insert_with(|| Seen {
+                pid_start_time,
+                ..Seen::default()
+            })
+            .started = Some(noderun_core::Time::now().to_string());
         Ok(Response::Done)
     }
 
@@ -338,11 +434,11 @@ impl Server {
     ) -> Result<Response, container::ContainerError> {
         container::delete(c, force)?;
         let pid = c.record.pid;
-        if self.children.contains_key(&pid) {
-            // Killed by a forced delete: collect it now.
-            self.reap_one(pid, true);
+        if self.children.remove(&pid).is_some() {
+            // Killed by a forced delete: collect it now (its directory,
+            // and so its exit file, is gone with the container).
+            let _ = crate::sys::spawn::wait_exit(Pid::from_raw(pid));
         }
-        self.children.remove(&pid);
         self.seen.remove(&pid);
         Ok(Response::Done)
     }
@@ -350,15 +446,34 @@ impl Server {
     fn state(&mut self, c: &Container) -> Response {
         let pid = c.record.pid;
         if self.children.contains_key(&pid) {
-            self.reap_one(pid, false);
+            self.reap_one(pid);
         }
-        let status = match c.status() {
+        let mut status = match c.status() {
             container::Status::Created => Status::Created,
             container::Status::Running => Status::Running,
             container::Status::Paused => Status::Paused,
             container::Status::Stopped => Status::Stopped,
         };
-        let seen = self.seen.get(&pid).cloned().unwrap_or_default();
+        let ours = self
+            .seen
+            .get(&pid)
+            .filter(|s| s.pid_start_time == c.record.pid_start_time);
+        let mut seen = ours.cloned().unwrap_or_default();
+        if status == Status::Stopped && ours.is_none() {
+            match recorded_exit(c) {
+                Recorded::Exit(r) => {
+                    seen.exit = Some(r.exit);
+                    seen.started = r.started;
+                    seen.finished = Some(r.finished);
+                }
+                // Still a zombie: it has not ended for us yet.
+                Recorded::Pending if c.dir().join(container::EXEC_FIFO).exists() => {
+                    status = Status::Created
+                }
+                Recorded::Pending => status = Status::Running,
+                Recorded::Unknown => {}
+            }
+        }
         Response::State(ContainerState {
             id: c.record.id.clone(),
             status,
@@ -375,7 +490,7 @@ impl Server {
     fn reap(&mut self) {
         let pids: Vec<i32> = self.children.keys().copied().collect();
         for pid in pids {
-            self.reap_one(pid, false);
+            self.reap_one(pid);
         }
         let execs: Vec<i32> = self.execs.keys().copied().collect();
         for pid in execs {
@@ -396,26 +511,77 @@ impl Server {
         }
     }
 
-    /// Collect `pid` if it has exited (waiting for it with `block`).
-    fn reap_one(&mut self, pid: i32, block: bool) {
-        let exit = if block {
-            crate::sys::spawn::wait_exit(Pid::from_raw(pid))
-                .ok()
-                .map(|e| match e {
-                    crate::sys::spawn::Exit::Code(c) => Exit::Code(c),
-                    crate::sys::spawn::Exit::Signal(s) => Exit::Signal(s),
-                })
-        } else {
-            match sys::try_wait(Pid::from_raw(pid)) {
-                Ok(None) => return,
-                Ok(exit) => exit,
-                // Not our child any more (ECHILD): stop watching it.
-                Err(_) => None,
+    /// Collect the init `pid` if it has exited.
+    fn reap_one(&mut self, pid: i32) {
+        match sys::peek_exit(Some(Pid::from_raw(pid)), false) {
+            Ok(None) => {}
+            Ok(Some((_, exit))) => self.record_and_reap(pid, Some(exit)),
+            // Not our child any more (ECHILD): stop watching it.
+            Err(_) => self.record_and_reap(pid, None),
+        }
+    }
+
+    /// The child `pid` has exited (`exit`, left a zombie): if it is an
+    /// init, write its exit file and remember the exit; then reap it.
+    fn record_and_reap(&mut self, pid: i32, exit: Option<Exit>) {
+        if let Some(child) = self.children.remove(&pid) {
+            let finished = noderun_core::Time::now().to_string();
+            let seen = self.seen.entry(pid).or_insert_with(|| Seen {
+                pid_start_time: child.pid_start_time,
+                ..Seen::default()
+            });
+            if let Some(exit) = exit {
+                let record = ExitRecord {
+                    pid,
+                    pid_start_time: child.pid_start_time,
+                    exit,
+                    started: seen.started.clone(),
+                    finished: finished.clone(),
+                };
+                match exit_file::write(&child.dir, &record) {
+                    Ok(()) => {}
+                    // Deleted before it was reaped: nobody will ask.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => tracing::warn!(pid, error = %e, "recording a container's exit"),
+                }
             }
-        };
-        self.children.remove(&pid);
-        let seen = self.seen.entry(pid).or_default();
-        seen.exit = exit;
-        seen.finished = Some(noderun_core::Time::now().to_string());
+            seen.exit = exit;
+            seen.finished = Some(finished);
+        }
+        let _ = sys::try_wait(Pid::from_raw(pid));
+    }
+}
+
+/// What is known of the exit of an init that is not this runner's child.
+enum Recorded {
+    Exit(ExitRecord),
+    /// Still a zombie: its parent has not reaped (and recorded) it yet.
+    Pending,
+    /// Gone without a record: it ended with no runner as its parent (the
+    /// host rebooted, the runner was killed) or before exit files.
+    Unknown,
+}
+
+/// The exit of `c`'s init, which has ended, from its exit file; while it
+/// is a zombie, waits up to [`RECORD_WAIT`] for its parent to record it.
+fn recorded_exit(c: &Container) -> Recorded {
+    let (pid, start) = (c.record.pid, c.record.pid_start_time);
+    let deadline = Instant::now() + RECORD_WAIT;
+    loop {
+        // Looked at before the file: once the zombie is gone, the file
+        // its parent wrote first is there, or there is none.
+        let zombie = container::process_start_time(pid) == Some(start);
+        match exit_file::read(&c.dir(), &c.record) {
+            Ok(Some(record)) => return Recorded::Exit(record),
+            Ok(None) if zombie && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Ok(None) if zombie => return Recorded::Pending,
+            Ok(None) => return Recorded::Unknown,
+            Err(e) => {
+                tracing::warn!(container = %c.record.id, error = %e, "reading a container's exit");
+                return Recorded::Unknown;
+            }
+        }
     }
 }

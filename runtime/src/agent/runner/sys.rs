@@ -1,5 +1,5 @@
-//! The syscalls the runner needs, behind named wrappers: fork, the
-//! parent-death signal, pidfds, packet I/O, and swapping the process's
+//! The syscalls the runner needs, behind named wrappers: fork, waiting
+//! for children (with and without reaping them), pidfds, packet I/O, and swapping the process's
 //! stdio for a container's while its init is cloned.
 
 use nix::errno::Errno;
@@ -33,13 +33,6 @@ pub fn fork() -> Result<ForkResult, RunnerSysError> {
     // another thread of the parent could have held at fork time except
     // malloc's, which glibc resets in the child.
     unsafe { nix::unistd::fork() }.map_err(call("fork"))
-}
-
-/// Ask for `signal` when the thread that forked us exits, then make sure
-/// the parent `expected_parent` did not exit before the request was made.
-pub fn die_with_parent(signal: Signal, expected_parent: Pid) -> Result<bool, RunnerSysError> {
-    nix::sys::prctl::set_pdeathsig(signal).map_err(call("prctl(PR_SET_PDEATHSIG)"))?;
-    Ok(nix::unistd::getppid() == expected_parent)
 }
 
 /// Close every fd but stdio and those in `keep`: the runner lives as long
@@ -107,7 +100,7 @@ pub fn spawn_detached(
 }
 
 /// fds 0-2 on /dev/null.
-fn null_stdio() -> Result<(), RunnerSysError> {
+pub fn null_stdio() -> Result<(), RunnerSysError> {
     let null = open_null()?;
     for target in 0..=2 {
         dup2(null.as_fd(), target)?;
@@ -165,6 +158,39 @@ pub fn try_wait(pid: Pid) -> Result<Option<super::protocol::Exit>, RunnerSysErro
             Err(Errno::EINTR) => continue,
             Err(errno) => Err(RunnerSysError::Call {
                 op: "waitpid",
+                errno,
+            }),
+        };
+    }
+}
+
+/// The exit of a child that has ended, left unreaped (WNOWAIT): the
+/// zombie keeps its pid, so the exit can be recorded before anyone sees
+/// the process gone; [`try_wait`] collects it after. `pid` `None`: any
+/// child. With `block`, wait until one ends. `None` while they all run;
+/// ECHILD when there is no such child.
+pub fn peek_exit(
+    pid: Option<Pid>,
+    block: bool,
+) -> Result<Option<(Pid, super::protocol::Exit)>, RunnerSysError> {
+    use super::protocol::Exit;
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let id = || match pid {
+        Some(pid) => Id::Pid(pid),
+        None => Id::All,
+    };
+    let mut flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+    if !block {
+        flags |= WaitPidFlag::WNOHANG;
+    }
+    loop {
+        return match waitid(id(), flags) {
+            Ok(WaitStatus::Exited(pid, code)) => Ok(Some((pid, Exit::Code(code)))),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => Ok(Some((pid, Exit::Signal(sig as i32)))),
+            Ok(_) => Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(errno) => Err(RunnerSysError::Call {
+                op: "waitid",
                 errno,
             }),
         };
