@@ -1329,11 +1329,16 @@ async fn wait_pressure_taint(
     }
 }
 
-/// Wait until nothing of pod `uid` is left under the run dir (an evicted
-/// pod is reported first, then torn down).
+/// Wait until nothing of pod `uid` is left under the run and log dirs
+/// (an evicted pod is reported first, then torn down).
 async fn wait_torn_down(cluster: &Cluster, uid: &str) {
     let deadline = std::time::Instant::now() + START;
-    while !paths_naming(&cluster.run_dir(), uid).is_empty() {
+    // The logs go last: once they are gone the cgroups are too.
+    let left = || {
+        !paths_naming(&cluster.run_dir(), uid).is_empty()
+            || !paths_naming(&cluster.log_dir(), uid).is_empty()
+    };
+    while left() {
         assert!(std::time::Instant::now() < deadline, "{uid} not torn down");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
