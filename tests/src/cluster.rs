@@ -285,6 +285,27 @@ impl Cluster {
         self.start_noderun();
     }
 
+    /// Stop the node daemon as a service manager does (SIGTERM) and wait
+    /// until it has exited (its pods keep running); killed if it takes
+    /// more than 30 s.
+    pub fn stop_noderun(&mut self) {
+        let Some(mut guard) = self.noderun.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(guard.pid());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM noderun");
+        let child = guard.child_mut().expect("noderun is a std child");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().expect("wait for noderun").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "noderun did not stop on SIGTERM\n{}",
+                self.noderun_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kill the node daemon with SIGKILL (its pods keep running).
     pub fn kill_noderun(&mut self) {
         if let Some(guard) = self.noderun.take() {

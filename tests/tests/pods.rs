@@ -1183,21 +1183,64 @@ async fn a_restarted_node_keeps_completed_init_containers_and_reruns_unfinished_
     assert!(rerun.status.container_statuses[0].container_id.is_empty());
 }
 
+/// A pod of one container that sleeps `seconds`, then exits 7.
+fn exiting_pod(name: &str, policy: &str, seconds: u32) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    \
+         command: [sh, -c, 'sleep {seconds}; exit 7']\n"
+    )
+}
+
+/// Wait until the runner has recorded the exit of `pod`'s container.
+async fn wait_exit_file(cluster: &Cluster, pod: &Pod) {
+    let exit_file = cluster
+        .run_dir()
+        .join("containers")
+        .join(format!("{}_main", pod.metadata.uid))
+        .join("exit");
+    let deadline = std::time::Instant::now() + START;
+    while !exit_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "no {exit_file:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until none of `runners` runs any more.
+async fn wait_runners_gone(runners: &[i32]) {
+    let deadline = std::time::Instant::now() + START;
+    while let Some(p) = runners.iter().find(|p| process_running(**p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "runner {p} ({:?}) stays",
+            process_name(*p)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The pod ended Failed with its container's exit code 7, not restarted.
+async fn wait_failed_with_7(cluster: &Cluster, client: &noderun_client::Client, name: &str) {
+    let failed = cluster
+        .wait_pod(client, name, START, "Failed", |p| {
+            p.status.phase == PodPhase::Failed
+        })
+        .await;
+    let c = &failed.status.container_statuses[0];
+    let t = c.state.terminated.as_ref().expect("terminated");
+    assert_eq!((t.exit_code, t.reason.as_str()), (7, "Error"), "{c:#?}");
+    assert!(t.started_at.is_some() && t.finished_at.is_some(), "{t:#?}");
+    assert_eq!(c.restart_count, 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exits_while_the_node_is_down_are_reported_after_its_restart() {
     let Some(mut cluster) = cluster() else {
         return;
     };
-    let manifest = |name: &str, policy: &str, seconds: u32| {
-        format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: {policy}\n  \
-             terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: busybox\n    \
-             command: [sh, -c, 'sleep {seconds}; exit 7']\n"
-        )
-    };
     // "early" ends while the daemon is down, "late" once it is back.
-    cluster.apply(&manifest("early", "Never", 3));
-    cluster.apply(&manifest("late", "OnFailure", 10));
+    cluster.apply(&exiting_pod("early", "Never", 3));
+    cluster.apply(&exiting_pod("late", "OnFailure", 10));
     let client = cluster.client().await;
     let early = cluster
         .wait_pod(&client, "early", START, "Running", running)
@@ -1211,16 +1254,7 @@ async fn exits_while_the_node_is_down_are_reported_after_its_restart() {
 
     // The runner outlives the killed daemon as its containers' parent and
     // records the early exit in the container's exit file.
-    let exit_file = cluster
-        .run_dir()
-        .join("containers")
-        .join(format!("{}_main", early.metadata.uid))
-        .join("exit");
-    let deadline = std::time::Instant::now() + START;
-    while !exit_file.exists() {
-        assert!(std::time::Instant::now() < deadline, "no {exit_file:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_exit_file(&cluster, &early).await;
     let lingering: Vec<i32> = runners
         .iter()
         .copied()
@@ -1230,16 +1264,7 @@ async fn exits_while_the_node_is_down_are_reported_after_its_restart() {
     cluster.start_noderun();
 
     // The restarted daemon reports the real exit: Never, so Failed.
-    let failed = cluster
-        .wait_pod(&client, "early", START, "Failed", |p| {
-            p.status.phase == PodPhase::Failed
-        })
-        .await;
-    let c = &failed.status.container_statuses[0];
-    let t = c.state.terminated.as_ref().expect("terminated");
-    assert_eq!((t.exit_code, t.reason.as_str()), (7, "Error"), "{c:#?}");
-    assert!(t.started_at.is_some() && t.finished_at.is_some(), "{t:#?}");
-    assert_eq!(c.restart_count, 0);
+    wait_failed_with_7(&cluster, &client, "early").await;
 
     // The late exit is recorded by the old runner and read by the new
     // daemon, which restarts it under OnFailure.
@@ -1261,15 +1286,35 @@ async fn exits_while_the_node_is_down_are_reported_after_its_restart() {
     assert_eq!((last.exit_code, last.reason.as_str()), (7, "Error"));
 
     // With its last container gone, the old runner has exited.
-    let deadline = std::time::Instant::now() + START;
-    while let Some(p) = runners.iter().find(|p| process_running(**p)) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "runner {p} ({:?}) stays",
-            process_name(*p)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_runners_gone(&runners).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_node_leaves_its_runner_to_record_exits() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    cluster.apply(&exiting_pod("ends", "Never", 3));
+    let client = cluster.client().await;
+    let pod = cluster
+        .wait_pod(&client, "ends", START, "Running", running)
+        .await;
+    let runners = cluster.noderun_runners();
+    assert!(!runners.is_empty(), "{}", cluster.noderun_log());
+    // A normal stop (SIGTERM): pods keep running, and the runner, told
+    // to close, stays for them.
+    cluster.stop_noderun();
+    assert!(
+        cluster
+            .noderun_log()
+            .contains("the container runner stays to record its containers' exits"),
+        "{}",
+        cluster.noderun_log()
+    );
+    wait_exit_file(&cluster, &pod).await;
+    wait_runners_gone(&runners).await;
+    cluster.start_noderun();
+    wait_failed_with_7(&cluster, &client, "ends").await;
 }
 
 /// Pod `default/name`, which must exist.
