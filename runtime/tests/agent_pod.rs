@@ -718,20 +718,10 @@ fn a_runner_closed_while_its_init_runs_stays_to_record_the_exit() {
     let before = HostSnapshot::capture().unwrap();
     let uid = uid();
     let _guard = node.guard(&uid);
-    let earlier = earlier_host(&node);
-    let p = pod("lingers", &uid, vec![container("c", "sleep 2; exit 7")]);
-    earlier.start_pod(&p).unwrap();
-    let old_runner = earlier.runner().pid();
-    // Its daemon is done with it while the init runs: the runner stays as
-    // the init's parent, holding nothing of the agent's (no socket, stdio
-    // on /dev/null), only the init's pidfd
-    drop(earlier);
-    let deadline = Instant::now() + WAIT;
-    while comm(old_runner).as_deref() != Some("noderun-reaper") {
-        assert!(Instant::now() < deadline, "{:?}", comm(old_runner));
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    // (and the sealed copy of the runtime's binary that inits exec).
+    let (p, old_runner) = start_on_a_closed_runner(&node, "lingers", &uid, "sleep 2; exit 7");
+    // It holds nothing of the agent's (no socket, stdio on /dev/null),
+    // only the init's pidfd (and the sealed copy of the runtime's binary
+    // that inits exec).
     let fds = fd_targets(old_runner);
     assert_eq!(fds[..3], ["/dev/null"; 3], "{fds:?}");
     assert!(fds.contains(&"anon_inode:[pidfd]".to_string()), "{fds:?}");
@@ -744,14 +734,7 @@ fn a_runner_closed_while_its_init_runs_stays_to_record_the_exit() {
 
     // The node's runner did not create the container: it reads the exit
     // the lingering one recorded, with the times.
-    let status = node.wait_status(&p, "the container exits", |s| {
-        s.container_statuses[0].state.terminated.is_some()
-    });
-    let t = status.container_statuses[0]
-        .state
-        .terminated
-        .clone()
-        .unwrap();
+    let (status, t) = wait_terminated(&node, &p);
     assert_eq!((t.exit_code, t.signal, t.reason.as_str()), (7, 0, "Error"));
     assert!(
         t.started_at.is_some() && t.finished_at >= t.started_at,
@@ -766,17 +749,87 @@ fn a_runner_closed_while_its_init_runs_stays_to_record_the_exit() {
 
     // Its last init reaped, the runner exits (and is reaped by a thread
     // of the process that dropped its handle: no zombie).
-    let deadline = Instant::now() + WAIT;
-    while Path::new(&format!("/proc/{old_runner}")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "runner {old_runner} ({:?}) stays",
-            comm(old_runner)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_gone(old_runner);
 
     // The exit file goes with the container's state.
+    node.host.teardown_pod(&uid, Duration::ZERO).unwrap();
+    assert!(!dir.exists(), "{dir:?} stays");
+    node.assert_clean(&before);
+}
+
+/// Pod `name` (container `c` running `script`) started by a runner of its
+/// own, whose handle is then dropped while the init runs, as by a daemon
+/// that stops: the runner stays as the init's reaper. Returns the pod
+/// and the runner's pid.
+fn start_on_a_closed_runner(node: &Node, name: &str, uid: &str, script: &str) -> (Pod, i32) {
+    let earlier = earlier_host(node);
+    let p = pod(name, uid, vec![container("c", script)]);
+    earlier.start_pod(&p).unwrap();
+    let runner = earlier.runner().pid();
+    drop(earlier);
+    wait_named(runner, "noderun-reaper");
+    (p, runner)
+}
+
+/// The pod's status once its container `c` has terminated, and how.
+fn wait_terminated(
+    node: &Node,
+    p: &Pod,
+) -> (
+    noderun_core::PodStatus,
+    noderun_core::ContainerStateTerminated,
+) {
+    let status = node.wait_status(p, "the container exits", |s| {
+        s.container_statuses[0].state.terminated.is_some()
+    });
+    let t = status.container_statuses[0].state.terminated.clone();
+    (status, t.unwrap())
+}
+
+/// Wait until process `pid` is named `name`.
+fn wait_named(pid: i32, name: &str) {
+    let deadline = Instant::now() + WAIT;
+    while comm(pid).as_deref() != Some(name) {
+        assert!(Instant::now() < deadline, "{pid}: {:?}", comm(pid));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Wait until process `pid` is gone (and reaped).
+fn wait_gone(pid: i32) {
+    let deadline = Instant::now() + WAIT;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "{pid} ({:?}) stays", comm(pid));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn an_exit_no_runner_recorded_is_reported_unknown() {
+    let Some(node) = Node::new() else {
+        return;
+    };
+    let before = HostSnapshot::capture().unwrap();
+    let uid = uid();
+    let _guard = node.guard(&uid);
+    let (p, old_runner) = start_on_a_closed_runner(&node, "orphan", &uid, "sleep 1; exit 7");
+    // Killed while its init runs (as by the OOM killer): the init ends as
+    // the host init's child, and nobody records its exit.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old_runner), Signal::SIGKILL).unwrap();
+    wait_gone(old_runner);
+
+    let (status, t) = wait_terminated(&node, &p);
+    assert_eq!(
+        (t.exit_code, t.signal, t.reason.as_str()),
+        (137, 0, "ContainerStatusUnknown"),
+        "{t:?}"
+    );
+    assert!(t.message.contains("not recorded"), "{}", t.message);
+    assert_eq!(status.phase, PodPhase::Failed);
+    let paths = node.host.paths(&uid).unwrap();
+    let dir = paths.runtime_root.join(paths.container_id("c"));
+    assert!(!dir.join(EXIT_FILE).exists());
+
     node.host.teardown_pod(&uid, Duration::ZERO).unwrap();
     assert!(!dir.exists(), "{dir:?} stays");
     node.assert_clean(&before);

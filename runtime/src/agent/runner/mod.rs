@@ -399,7 +399,7 @@ impl Drop for Inner {
 /// signal: it outlives a killed daemon while its inits run (see the module
 /// doc); a parent gone before it started shows as end of file.
 fn runner_main(socket: OwnedFd) -> ! {
-    sys::set_name(c"noderun-runner");
+    sys::set_name(server::RUNNER_NAME);
     let code = match sys::close_fds_except(&[std::os::fd::AsRawFd::as_raw_fd(&socket)]) {
         Ok(()) => {
             server::serve(socket);

@@ -34,9 +34,13 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How long a state answer waits for another process to reap (and
+/// How long a state answer waits for another runner to reap (and
 /// record) a zombie init before it calls the container still running.
 const RECORD_WAIT: Duration = Duration::from_millis(100);
+
+/// The runner's process name while it serves, and once it only reaps.
+pub const RUNNER_NAME: &std::ffi::CStr = c"noderun-runner";
+pub const REAPER_NAME: &std::ffi::CStr = c"noderun-reaper";
 
 /// An init this runner created and has not reaped yet.
 #[derive(Debug)]
@@ -148,7 +152,7 @@ impl Server {
         if self.children.is_empty() {
             return;
         }
-        sys::set_name(c"noderun-reaper");
+        sys::set_name(REAPER_NAME);
         let _ = sys::null_stdio();
         // Nobody reads an exec'd process's exit any more; they are reaped
         // as they come, and outlive the runner if the inits end first.
@@ -555,7 +559,7 @@ impl Server {
 /// What is known of the exit of an init that is not this runner's child.
 enum Recorded {
     Exit(ExitRecord),
-    /// Still a zombie: its parent has not reaped (and recorded) it yet.
+    /// Still a zombie of a runner: not reaped (and recorded) yet.
     Pending,
     /// Gone without a record: it ended with no runner as its parent (the
     /// host rebooted, the runner was killed) or before exit files.
@@ -563,25 +567,63 @@ enum Recorded {
 }
 
 /// The exit of `c`'s init, which has ended, from its exit file; while it
-/// is a zombie, waits up to [`RECORD_WAIT`] for its parent to record it.
+/// is the zombie of a runner, waits up to [`RECORD_WAIT`] for that runner
+/// to record it. A zombie of any other parent (its runner was killed and
+/// the host's init inherited it) will never be recorded.
 fn recorded_exit(c: &Container) -> Recorded {
     let (pid, start) = (c.record.pid, c.record.pid_start_time);
     let deadline = Instant::now() + RECORD_WAIT;
     loop {
         // Looked at before the file: once the zombie is gone, the file
         // its parent wrote first is there, or there is none.
-        let zombie = container::process_start_time(pid) == Some(start);
+        let recording = container::process_start_time(pid) == Some(start) && parent_is_runner(pid);
         match exit_file::read(&c.dir(), &c.record) {
             Ok(Some(record)) => return Recorded::Exit(record),
-            Ok(None) if zombie && Instant::now() < deadline => {
+            Ok(None) if recording && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(1))
             }
-            Ok(None) if zombie => return Recorded::Pending,
+            Ok(None) if recording => return Recorded::Pending,
             Ok(None) => return Recorded::Unknown,
             Err(e) => {
                 tracing::warn!(container = %c.record.id, error = %e, "reading a container's exit");
                 return Recorded::Unknown;
             }
         }
+    }
+}
+
+/// Whether `pid`'s parent is a container runner (serving or reaping),
+/// which records the exits of its inits.
+fn parent_is_runner(pid: i32) -> bool {
+    let Some(parent) = parent_of(pid) else {
+        return false;
+    };
+    let name = std::fs::read_to_string(format!("/proc/{parent}/comm")).unwrap_or_default();
+    [RUNNER_NAME, REAPER_NAME]
+        .iter()
+        .any(|n| n.to_bytes() == name.trim_end().as_bytes())
+}
+
+/// The parent pid (field 4 of /proc/<pid>/stat).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold spaces and parentheses: the fields
+    // after it start behind the last ')'.
+    stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parent_of_a_process_and_whether_it_is_a_runner() {
+        let me = std::process::id() as i32;
+        let parent = nix::unistd::getppid().as_raw();
+        assert_eq!(parent_of(me), Some(parent));
+        assert_eq!(parent_of(i32::MAX), None);
+        // The test harness's parent is no runner.
+        assert!(!parent_is_runner(me));
+        assert!(!parent_is_runner(i32::MAX));
     }
 }
