@@ -292,6 +292,22 @@ fn two_containers_share_hostname_and_network_and_report_exits() {
 
     let status = node.wait_status(&p, "both containers exit", |s| s.phase == PodPhase::Failed);
     assert_eq!(status.pod_ip, started.ip.to_string());
+    // Both were started (their exec fifos are gone) and the sandbox is
+    // whole: a restarted daemon adopts the pod as it is. A stopped
+    // container whose fifo is left was made by a start a crash cut short.
+    let reports = node.host.container_reports(&p).unwrap();
+    assert!(
+        reports.iter().all(|r| node.host.container_started(&uid, r)),
+        "{reports:?}"
+    );
+    assert!(node.host.sandbox_up(&uid));
+    let paths = node.host.paths(&uid).unwrap();
+    let fifo =
+        noderun_runtime::container::Record::dir(&paths.runtime_root, &paths.container_id("client"))
+            .join(noderun_runtime::container::EXEC_FIFO);
+    std::fs::write(&fifo, b"").unwrap();
+    assert!(!node.host.container_started(&uid, &reports[1]));
+    std::fs::remove_file(&fifo).unwrap();
     let term = |i: usize| {
         status.container_statuses[i]
             .state
@@ -540,7 +556,9 @@ fn half_made_pods_tear_down_by_uid() {
         &Default::default(),
     )
     .unwrap();
+    assert!(!node.host.sandbox_up(&uid2), "namespaces without a network");
     sandbox::attach(node.host.network(), &paths.sandbox).unwrap();
+    assert!(node.host.sandbox_up(&uid2));
     let top = node
         .host
         .snapshots()
@@ -563,6 +581,7 @@ fn half_made_pods_tear_down_by_uid() {
     assert!(!node.agent_leftovers().is_empty());
 
     node.host.teardown_pod(&uid2, Duration::ZERO).unwrap();
+    assert!(!node.host.sandbox_up(&uid2));
     node.assert_clean(&before);
 }
 
