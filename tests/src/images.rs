@@ -1,16 +1,16 @@
-//! Test images beyond busybox, and a hold on the node's unpacking of one.
+//! Test images beyond busybox, and holds on the node's snapshotter locks.
 //!
 //! [`LayeredImage`]: busybox with one more layer, written as an OCI layout
 //! (busybox's own blobs, a new layer holding one small file, a config and
 //! manifest that name it), so a pod of it needs a layer unpacked that no
-//! other image shares. [`UnpackHold`]: the snapshotter's lock file of that
-//! layer held exclusively, as a concurrent unpack of the same layer holds
-//! it (`noderun image` or another pod of the image); a pod start of the
-//! image then waits in its rootfs phase, with its sandbox and network
-//! made, until the hold is released; with the snapshotter's root lock
-//! held shared, a container's restart waits in the removal of its old
-//! writable layer. That is how a test puts a pod deterministically
-//! half-made when the node daemon is killed.
+//! other image shares. [`SnapshotLockHold`]: a snapshotter lock file held
+//! by the test as another user of the snapshotter holds it. The lock of
+//! that layer held exclusively (a concurrent unpack of it: `noderun
+//! image` or another pod of the image) keeps a pod start of the image
+//! waiting in its rootfs phase, its sandbox and network made; the root
+//! lock held shared (an unpack or a prepare) keeps a container's restart
+//! waiting in the removal of its old writable layer. That is how a test
+//! puts a pod deterministically half-made when the node daemon is killed.
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -146,31 +146,31 @@ fn chain_id<'a>(diff_ids: impl Iterator<Item = &'a str>) -> String {
 /// A lock file of the node's snapshotter held by this process until
 /// dropped, as another user of the snapshotter holds it.
 #[derive(Debug)]
-pub struct UnpackHold {
+pub struct SnapshotLockHold {
     _lock: nix::fcntl::Flock<File>,
 }
 
-impl UnpackHold {
+impl SnapshotLockHold {
     /// Hold the lock of chain `chain` (`sha256:<hex>`) exclusively, as
     /// its unpacker does (`<state>/snapshots/locks/<hex>.lock`): another
     /// unpack of that layer stack waits.
-    pub fn take(state_dir: &Path, chain: &str) -> UnpackHold {
+    pub fn unpack(state_dir: &Path, chain: &str) -> SnapshotLockHold {
         let hex = chain.strip_prefix("sha256:").expect("a sha256 chain ID");
         let path = state_dir
             .join("snapshots/locks")
             .join(format!("{hex}.lock"));
-        UnpackHold::hold(&path, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        SnapshotLockHold::hold(&path, nix::fcntl::FlockArg::LockExclusiveNonblock)
     }
 
     /// Hold the snapshotter's root lock shared, as an unpack or a rootfs
     /// prepare does (`<state>/snapshots/lock`): creating goes on, every
     /// removal (a container's writable layer) waits.
-    pub fn removals(state_dir: &Path) -> UnpackHold {
+    pub fn removals(state_dir: &Path) -> SnapshotLockHold {
         let path = state_dir.join("snapshots/lock");
-        UnpackHold::hold(&path, nix::fcntl::FlockArg::LockSharedNonblock)
+        SnapshotLockHold::hold(&path, nix::fcntl::FlockArg::LockSharedNonblock)
     }
 
-    fn hold(path: &Path, how: nix::fcntl::FlockArg) -> UnpackHold {
+    fn hold(path: &Path, how: nix::fcntl::FlockArg) -> SnapshotLockHold {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -180,6 +180,6 @@ impl UnpackHold {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let lock = nix::fcntl::Flock::lock(file, how)
             .unwrap_or_else(|(_, e)| panic!("lock {}: {e}", path.display()));
-        UnpackHold { _lock: lock }
+        SnapshotLockHold { _lock: lock }
     }
 }

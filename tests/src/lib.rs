@@ -3,8 +3,8 @@
 //!
 //! - [`cluster`]: a one-node cluster of the real binaries (`controlplane`,
 //!   `noderun agent`) on temporary directories, driven through `ctl`.
-//! - [`images`]: busybox with a layer of its own, and a hold on the
-//!   node's unpacking of that layer (a pod start caught in its rootfs).
+//! - [`images`]: busybox with a layer of its own, and holds on the
+//!   node's snapshotter locks (a pod start or restart caught midway).
 //! - [`startrecord`]: the daemon's per-pod start records read back from
 //!   its log (the podstart bench's phase breakdown).
 

@@ -2211,7 +2211,8 @@ async fn a_node_killed_mid_start_finishes_or_redoes_half_made_pods() {
         "halfmade",
     );
     cluster.import_image(&image.layout);
-    let hold = noderun_tests::images::UnpackHold::take(&cluster.state_dir(), &image.top_chain);
+    let hold =
+        noderun_tests::images::SnapshotLockHold::unpack(&cluster.state_dir(), &image.top_chain);
     let held: Vec<String> = (0..3).map(|i| format!("held-{i}")).collect();
     let held_uids = create_pods(&cluster, &client, &held, "held", "halfmade").await;
     for name in &steady {
@@ -2379,7 +2380,7 @@ async fn a_node_killed_mid_restart_finishes_the_pod_in_place() {
     let uid = pod.metadata.uid.clone();
     // Removals of writable layers wait: flaky's restart, once it exited,
     // stops between the removal of its old container and the new one.
-    let hold = noderun_tests::images::UnpackHold::removals(&cluster.state_dir());
+    let hold = noderun_tests::images::SnapshotLockHold::removals(&cluster.state_dir());
     let old = cluster
         .run_dir()
         .join("containers")
