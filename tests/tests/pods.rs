@@ -2417,3 +2417,41 @@ async fn a_node_killed_mid_restart_finishes_the_pod_in_place() {
     wait_gone(&cluster, &client, "twin").await;
     assert_no_trace(&cluster, &uid);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_mid_delete_finishes_the_delete() {
+    let Some(mut cluster) = cluster() else {
+        return;
+    };
+    let client = cluster.client().await;
+    // A pid-1 `sleep` ignores SIGTERM: the stop waits out the grace period.
+    cluster.apply(&script_pod("stubborn", "exec sleep 3600"));
+    let pod = cluster
+        .wait_pod(&client, "stubborn", START, "Running", running)
+        .await;
+    let uid = pod.metadata.uid.clone();
+    cluster.ctl_ok(&["delete", "pod", "stubborn"]);
+    // Killed while it waits for the container to stop.
+    let stopping = format!("pod deleted; stopping it pod={uid}");
+    let deadline = std::time::Instant::now() + START;
+    while !std::fs::read_to_string(cluster.noderun_log_path())
+        .unwrap_or_default()
+        .contains(&stopping)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            cluster.noderun_log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.kill_noderun();
+    let left = get_pod(&client, "stubborn").await;
+    assert!(left.metadata.deletion_timestamp.is_some());
+    assert!(!paths_naming(&cluster.run_dir(), &uid).is_empty());
+    // The restarted node stops it again, removes it and finalizes it.
+    cluster.start_noderun();
+    wait_gone(&cluster, &client, "stubborn").await;
+    wait_torn_down(&cluster, &uid).await;
+    assert_no_trace(&cluster, &uid);
+}
