@@ -535,11 +535,15 @@ pub fn process_running(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// The cgroup's directories (memory and pids hierarchies on v1, the one
-/// directory on v2).
+/// The cgroup's directories (on v1 one in each hierarchy the runtime
+/// drives, so that a clean-up after a failed `noderun reset` misses none;
+/// the one directory on v2).
 pub fn cgroup_dirs(relative: &str) -> Vec<PathBuf> {
     let layout = noderun_testkit::CgroupLayout::detect().expect("cgroup layout");
-    layout.cgroup_dirs(relative, &["memory", "pids", "cpu", "cpuset", "freezer"])
+    let controllers = [
+        "memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "devices", "blkio",
+    ];
+    layout.cgroup_dirs(relative, &controllers)
 }
 
 /// Every directory below `dir` whose name is `name`.
