@@ -54,12 +54,17 @@ struct Node {
 impl Node {
     /// None when not privileged (testkit says why, and fails in CI).
     fn new() -> Option<Node> {
+        Node::with_runners(1)
+    }
+
+    /// [`Node::new`] with a pool of `count` runners.
+    fn with_runners(count: usize) -> Option<Node> {
         if !privileged() {
             return None;
         }
         let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         // Forked while every other test thread waits on SERIAL.
-        let runner = Runner::start().expect("start the runner");
+        let runner = Runner::start_pool(count).expect("start the runners");
         let dir = TempDir::new("nr-agent").unwrap();
         let node_ns = NetnsGuard::new("nr-agent-node").unwrap();
         let parent = PathBuf::from(unique_name_long("noderun-test"));
@@ -1185,4 +1190,142 @@ fn container_logs_rotate_by_size_without_losing_lines() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The runners' pids, continued by SIGCONT when dropped (a test that
+/// stopped them and then failed must not leave them stopped).
+struct Stopped(Vec<i32>);
+
+impl Stopped {
+    fn stop(pids: Vec<i32>) -> Stopped {
+        for &pid in &pids {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+        }
+        Stopped(pids)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGCONT);
+        }
+    }
+}
+
+/// The parent pid of `pid`, from /proc.
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_pool_of_runners_serves_each_container_by_one_runner() {
+    let Some(node) = Node::with_runners(3) else {
+        return;
+    };
+    let runner = node.host.runner().clone();
+    let pids = runner.pids();
+    assert_eq!(pids.len(), 3);
+    assert_eq!(pids.iter().collect::<BTreeSet<_>>().len(), 3, "{pids:?}");
+    for pid in &pids {
+        // Stdio and its own socket: none of its parent's fds, nor the
+        // sockets of the runners forked before it.
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count();
+        assert_eq!(fds, 4, "runner {pid}'s fds");
+    }
+    // Containers spread over every runner, each always to the same one.
+    let ids: Vec<String> = (0..60).map(|i| format!("{}_c{i}", uid())).collect();
+    let served: BTreeSet<i32> = ids.iter().map(|id| runner.pid_for(id)).collect();
+    assert_eq!(served, pids.iter().copied().collect());
+    assert!(ids
+        .iter()
+        .all(|id| runner.pid_for(id) == runner.pid_for(id)));
+
+    let before = HostSnapshot::capture().unwrap();
+    let uid = uid();
+    let mut guard = Some(node.guard(&uid));
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let mut containers: Vec<Container> = names
+        .iter()
+        .map(|n| container(n, "exec sleep 60"))
+        .collect();
+    containers.push(container(
+        "ends",
+        "until [ -e /tmp/go ]; do sleep 0.02; done; exit 7",
+    ));
+    let p = pod("pool", &uid, containers);
+    node.host.start_pod(&p).unwrap();
+    let paths = node.host.paths(&uid).unwrap();
+    let root = paths.runtime_root.clone();
+
+    let mut running = Vec::new();
+    for name in names {
+        let id = paths.container_id(name);
+        let state = runner.state(&root, &id).unwrap();
+        assert_eq!(state.status, Status::Running, "{name}");
+        // The init is the child of the runner that serves its id: that
+        // runner reaps it and knows its exit.
+        assert_eq!(parent_of(state.pid), runner.pid_for(&id), "{name}'s init");
+        // exec reaches it through the same runner.
+        let out = exec_sh(&node, &uid, name, "echo in-$(hostname)");
+        assert_eq!(out.exit, Some(Exit::Code(0)), "{name}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "in-pool");
+        running.push((id, state));
+    }
+
+    // A live container's state is read without its runner: with every
+    // runner stopped, it still comes, the same as before.
+    {
+        let _stopped = Stopped::stop(pids.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (r, root2, ids) = (
+            runner.clone(),
+            root.clone(),
+            running.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        );
+        std::thread::spawn(move || {
+            let states: Vec<_> = ids.iter().map(|id| r.state(&root2, id)).collect();
+            let _ = tx.send(states);
+        });
+        let states = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the states of live containers come without the runners");
+        for ((id, was), now) in running.iter().zip(states) {
+            assert_eq!(&now.unwrap(), was, "{id}");
+        }
+    }
+
+    // A container that ended: its runner tells the exit, and its start
+    // time is the one shown while it ran.
+    let ends = paths.container_id("ends");
+    let seen_running = runner.state(&root, &ends).unwrap();
+    assert_eq!(seen_running.status, Status::Running);
+    assert!(seen_running.started.is_some(), "{seen_running:?}");
+    assert_eq!(
+        exec_sh(&node, &uid, "ends", "touch /tmp/go").exit,
+        Some(Exit::Code(0))
+    );
+    let deadline = Instant::now() + WAIT;
+    let ended = loop {
+        let s = runner.state(&root, &ends).unwrap();
+        if s.status == Status::Stopped {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "'ends' still {s:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ended.exit, Some(Exit::Code(7)));
+    assert_eq!(ended.started, seen_running.started);
+    assert!(ended.finished.is_some());
+
+    // Deleted: gone for every verb, through any handle.
+    drop(guard.take());
+    for (id, _) in &running {
+        assert!(runner.state(&root, id).unwrap_err().is_not_found(), "{id}");
+    }
+    node.assert_clean(&before);
 }

@@ -34,6 +34,9 @@ pub struct NodeConfig {
     pub status_every: Duration,
     /// How often a pod worker looks at its containers.
     pub pod_poll: Duration,
+    /// How many pod starts (sandbox, network, containers) run at once;
+    /// the others wait their turn ([`super::turns`]). 0: no limit.
+    pub parallel_starts: usize,
     /// What is held back from pods for the system and for noderun
     /// (`--system-reserved` plus `--kube-reserved`).
     pub reserved: Reserved,
@@ -82,6 +85,7 @@ impl NodeConfig {
             lease_duration: Duration::from_secs(40),
             status_every: Duration::from_secs(60),
             pod_poll: Duration::from_secs(1),
+            parallel_starts: super::turns::default_turns(),
             reserved: Reserved::default(),
             eviction: EvictionConfig::default(),
         }

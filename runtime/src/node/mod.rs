@@ -17,7 +17,8 @@
 //!   [`restart`]: restart decisions and back-off; [`status`]: the pod
 //!   status it reports.
 //! - [`startlog`]: the per-pod record of a start's phases, logged
-//!   once the Running status is stored.
+//!   once the Running status is stored; [`turns`]: how many pods start
+//!   at once.
 //! - [`reconcile`]: what is on the host against what is bound here, at
 //!   every start, and [`reconcile::reset`] for taking a node down.
 //! - [`eviction`]: node pressure (memory, disk, pids) against the hard
@@ -43,6 +44,7 @@ pub mod restart;
 pub mod startlog;
 pub mod status;
 mod streams;
+pub mod turns;
 pub mod worker;
 
 pub use config::NodeConfig;
@@ -103,6 +105,8 @@ pub struct NodeContext {
     pub pressure: tokio::sync::watch::Sender<eviction::conditions::NodePressure>,
     /// The pod workers the eviction manager can tell to evict.
     pub evictions: eviction::Evictions,
+    /// Turns to start a pod ([`NodeConfig::parallel_starts`]).
+    pub starts: turns::StartTurns,
 }
 
 /// Run `f` with the pod host on tokio's blocking pool.
@@ -135,6 +139,7 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let api = Api::connect(config.endpoint.clone(), config.token.clone(), "noderun").await?;
     let ctx = Arc::new(NodeContext {
+        starts: turns::StartTurns::new(config.parallel_starts, turns::DEFAULT_HOLD),
         config,
         host: Arc::new(host),
         api,

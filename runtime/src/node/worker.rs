@@ -367,14 +367,14 @@ impl Worker {
         }
         let pod = self.pod.clone();
         let halfmade = reports.iter().any(|r| r.state.is_some()) || self.host_has(&uid);
-        let started = blocking(self.host(), format!("starting pod {uid}"), move |h| {
+        let start = blocking(self.host(), format!("starting pod {uid}"), move |h| {
             if halfmade {
                 h.teardown_pod(&pod.metadata.uid, Duration::ZERO)?;
             }
             let begin_us = monotonic_micros();
             h.start_pod(&pod).map(|s| (begin_us, s))
-        })
-        .await;
+        });
+        let started = self.ctx.starts.run(start).await;
         match started {
             Ok((begin_us, s)) => {
                 if let Some(record) = &mut self.start_record {

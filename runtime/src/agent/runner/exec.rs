@@ -234,7 +234,7 @@ impl Runner {
                 })
             }
             _ => Err(RunnerError::Protocol {
-                pid: self.pid(),
+                pid: self.pid_for(&command.id),
                 verb: "exec",
                 id: command.id.clone(),
                 message: format!("the answer did not carry the {wanted} fds it should"),
@@ -263,7 +263,7 @@ impl Runner {
     ) -> Result<ExecOutput, RunnerError> {
         let id = command.id.clone();
         let setup = |e: sys::RunnerSysError| RunnerError::Transport {
-            pid: self.pid(),
+            pid: self.pid_for(&id),
             verb: "exec",
             id: id.clone(),
             source: e,

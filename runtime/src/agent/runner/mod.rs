@@ -14,6 +14,15 @@
 //! mutex'd fd: blocking calls from sync code, or the `*_async` methods,
 //! which run the call on tokio's blocking pool.
 //!
+//! A [`Runner`] may be a pool of such processes ([`Runner::start_pool`]):
+//! one request at a time each, so a burst of creates is served N at a
+//! time. A container is always served by the same runner, chosen by a hash
+//! of its id, so its init is that runner's child, reaped by it, and every
+//! later verb (state, kill, exec, delete) reaches the runner that knows
+//! its exit. The state of a live container is read from its record on
+//! disk without a round trip ([`live`]); only a stopped one (whose exit
+//! its runner knows) is asked for.
+//!
 //! Lifetime: the runner serves until the agent says close (dropping the
 //! last [`Runner`] handle does) or its socket reaches end of file (the
 //! daemon was killed). Then it exits at once if none of its inits runs,
@@ -27,6 +36,7 @@
 
 mod exec;
 pub mod exit_file;
+mod live;
 pub mod protocol;
 mod server;
 mod sys;
@@ -95,26 +105,22 @@ impl RunnerError {
     }
 }
 
+/// The pool size the node agent forks by default: one runner per CPU
+/// this process may run on.
+pub fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// One runner process: its pid and our end of its socket.
 #[derive(Debug)]
 struct Inner {
     pid: Pid,
     socket: Mutex<Option<OwnedFd>>,
 }
 
-/// A handle on the runner; clones share it. The runner ends when the last
-/// clone is dropped.
-#[derive(Debug, Clone)]
-pub struct Runner {
-    inner: Arc<Inner>,
-}
-
-impl Runner {
-    /// Fork the runner. Call it while the process has one thread (the
-    /// daemon's `main`, before the tokio runtime starts): the runner is a
-    /// copy of the calling thread, and any lock another thread held at the
-    /// fork would stay held in it forever. Tests, whose harness has
-    /// threads, fork it while their other threads wait on a lock.
-    pub fn start() -> Result<Runner, RunnerError> {
+impl Inner {
+    /// Fork one runner (see [`Runner::start`]).
+    fn fork() -> Result<Inner, RunnerError> {
         let (ours, theirs) =
             crate::sys::spawn::seqpacket_pair().map_err(RunnerError::SocketPair)?;
         match sys::fork().map_err(RunnerError::Start)? {
@@ -125,19 +131,79 @@ impl Runner {
             ForkResult::Parent { child } => {
                 drop(theirs);
                 tracing::debug!(pid = child.as_raw(), "container runner started");
-                Ok(Runner {
-                    inner: Arc::new(Inner {
-                        pid: child,
-                        socket: Mutex::new(Some(ours)),
-                    }),
+                Ok(Inner {
+                    pid: child,
+                    socket: Mutex::new(Some(ours)),
                 })
             }
         }
     }
+}
 
-    /// The runner's pid.
+/// The runners of a handle, and what the handle remembers itself.
+#[derive(Debug)]
+struct Pool {
+    /// Never empty.
+    runners: Vec<Inner>,
+    starts: live::Starts,
+}
+
+/// A handle on the runner (or a pool of runners); clones share it. The
+/// runners end when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    inner: Arc<Pool>,
+}
+
+impl Runner {
+    /// Fork one runner. Call it while the process has one thread (the
+    /// daemon's `main`, before the tokio runtime starts): the runner is a
+    /// copy of the calling thread, and any lock another thread held at the
+    /// fork would stay held in it forever. Tests, whose harness has
+    /// threads, fork it while their other threads wait on a lock.
+    pub fn start() -> Result<Runner, RunnerError> {
+        Runner::start_pool(1)
+    }
+
+    /// Fork `count` runners (at least one), under the same rule as
+    /// [`Runner::start`]. Each closes the sockets of those forked before
+    /// it (it keeps no fd of its parent's). If one cannot be forked, those
+    /// already running are ended and the error returned.
+    pub fn start_pool(count: usize) -> Result<Runner, RunnerError> {
+        let runners = (0..count.max(1))
+            .map(|_| Inner::fork())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Runner {
+            inner: Arc::new(Pool {
+                runners,
+                starts: live::Starts::default(),
+            }),
+        })
+    }
+
+    /// The first runner's pid (the only one's, without a pool).
     pub fn pid(&self) -> i32 {
-        self.inner.pid.as_raw()
+        self.inner.runners[0].pid.as_raw()
+    }
+
+    /// Every runner's pid.
+    pub fn pids(&self) -> Vec<i32> {
+        self.inner.runners.iter().map(|r| r.pid.as_raw()).collect()
+    }
+
+    /// The pid of the runner that serves container `id`.
+    pub fn pid_for(&self, id: &str) -> i32 {
+        self.runner_for(id).pid.as_raw()
+    }
+
+    /// The runner that serves container `id`: always the same one for an
+    /// id (FNV-1a of the id, modulo the pool's size).
+    fn runner_for(&self, id: &str) -> &Inner {
+        let runners = &self.inner.runners;
+        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        &runners[(hash % runners.len() as u64) as usize]
     }
 
     /// Create the container `id` from the bundle at `bundle`, its state
@@ -164,7 +230,9 @@ impl Runner {
         self.done(Request::Start {
             root: root.into(),
             id: id.into(),
-        })
+        })?;
+        self.inner.starts.started(root, id);
+        Ok(())
     }
 
     /// Send `signal` to the init, or with `all` to every process of the
@@ -185,19 +253,29 @@ impl Runner {
     }
 
     pub fn delete(&self, root: &Path, id: &str, force: bool) -> Result<(), RunnerError> {
-        self.done(Request::Delete {
+        let deleted = self.done(Request::Delete {
             root: root.into(),
             id: id.into(),
             force,
-        })
+        });
+        if deleted.is_ok() || deleted.as_ref().is_err_and(RunnerError::is_not_found) {
+            self.inner.starts.forget(root, id);
+        }
+        deleted
     }
 
+    /// The container's state: read from its record when its init lives
+    /// (no round trip, so a status read never waits behind a create on
+    /// the runner), else its runner's answer, which knows the exit.
     pub fn state(&self, root: &Path, id: &str) -> Result<ContainerState, RunnerError> {
+        if let Some(alive) = self.inner.starts.alive(root, id) {
+            return Ok(alive);
+        }
         match self.call(&Request::State {
             root: root.into(),
             id: id.into(),
         })? {
-            Response::State(s) => Ok(s),
+            Response::State(s) => Ok(self.inner.starts.with_start(root, s)),
             other => Err(self.unexpected("state", id, &other)),
         }
     }
@@ -281,14 +359,15 @@ impl Runner {
 
     fn unexpected(&self, verb: &'static str, id: &str, got: &Response) -> RunnerError {
         RunnerError::Protocol {
-            pid: self.pid(),
+            pid: self.pid_for(id),
             verb,
             id: id.into(),
             message: format!("unexpected {got:?}"),
         }
     }
 
-    /// One request, one answer, under the socket's lock.
+    /// One request, one answer, under the lock of the socket of the
+    /// runner that serves the request's container.
     fn call(&self, request: &Request) -> Result<Response, RunnerError> {
         self.call_with_fds(request, &[])
             .map(|(response, _)| response)
@@ -300,15 +379,16 @@ impl Runner {
         request: &Request,
         fds: &[std::os::fd::BorrowedFd<'_>],
     ) -> Result<(Response, Vec<OwnedFd>), RunnerError> {
-        let (pid, verb, id) = (self.pid(), request.verb(), request.id());
+        let (verb, id) = (request.verb(), request.id());
+        let runner = self.runner_for(id);
+        let pid = runner.pid.as_raw();
         let transport = |source| RunnerError::Transport {
             pid,
             verb,
             id: id.into(),
             source,
         };
-        let guard = self
-            .inner
+        let guard = runner
             .socket
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use noderun_runtime::agent::{AgentConfig, Runner};
+use noderun_runtime::agent::{runner, AgentConfig, Runner};
 use noderun_runtime::node::config::{
     parse_duration, parse_endpoint, parse_labels, parse_log_rotation, parse_reserved, parse_taints,
 };
@@ -111,6 +111,15 @@ pub struct AgentArgs {
     /// The `pods` capacity.
     #[arg(long, default_value_t = 110)]
     max_pods: i64,
+    /// How many container runners to fork (each creates one container at
+    /// a time; a container is always served by the same one); default
+    /// one per CPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    runners: Option<u16>,
+    /// How many pod starts run at once (the others wait their turn); 0:
+    /// no limit; default two per CPU.
+    #[arg(long, value_name = "N")]
+    parallel_pod_starts: Option<usize>,
     /// The node's address (its pods' hostIP); default the source address
     /// of the default route.
     #[arg(long)]
@@ -177,14 +186,15 @@ fn init_logs() {
         .init();
 }
 
-/// The runner is forked first, while this process has one thread.
-fn start_runner() -> Result<Runner> {
-    Runner::start().context("starting the container runner")
+/// The runners are forked first, while this process has one thread.
+fn start_runners(count: Option<u16>) -> Result<Runner> {
+    let count = count.map_or_else(runner::default_pool_size, usize::from);
+    Runner::start_pool(count).with_context(|| format!("starting {count} container runner(s)"))
 }
 
 pub fn run_agent(state_dir: &Path, args: &AgentArgs) -> Result<()> {
     init_logs();
-    let runner = start_runner()?;
+    let runner = start_runners(args.runners)?;
     let token = std::fs::read_to_string(&args.token)
         .with_context(|| format!("reading the node token {}", args.token.display()))?;
     let endpoint = parse_endpoint(&args.control_plane, args.ca.clone())?;
@@ -199,6 +209,9 @@ pub fn run_agent(state_dir: &Path, args: &AgentArgs) -> Result<()> {
     config.labels = parse_labels(&args.labels)?;
     config.taints = parse_taints(&args.taints)?;
     config.max_pods = args.max_pods;
+    if let Some(n) = args.parallel_pod_starts {
+        config.parallel_starts = n;
+    }
     config.reserved = parse_reserved(&args.system_reserved)
         .context("--system-reserved")?
         .plus(parse_reserved(&args.kube_reserved).context("--kube-reserved")?);
@@ -260,7 +273,7 @@ async fn wait_for_signal() {
 
 pub fn run_reset(state_dir: &Path, args: &ResetArgs) -> Result<()> {
     init_logs();
-    let runner = start_runner()?;
+    let runner = start_runners(Some(1))?;
     let host = args
         .host
         .config(state_dir)?
