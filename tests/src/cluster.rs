@@ -58,6 +58,19 @@ fn pod_cidr() -> String {
     format!("10.{}.{}.0/24", 100 + (pid % 100), n % 256)
 }
 
+/// Process `pid`'s CPU time so far (user + system, its own threads, not
+/// its children), in clock ticks.
+pub fn cpu_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is
+    // the 3rd field, utime the 14th, stime the 15th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// One node and its control plane.
 #[derive(Debug)]
 pub struct Cluster {
@@ -347,15 +360,17 @@ impl Cluster {
 
     /// The node daemon's CPU time so far (user + system), in clock ticks.
     pub fn noderun_cpu_ticks(&self) -> Option<u64> {
-        let pid = self.noderun.as_ref()?.pid();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces): state is
-        // the 3rd field, utime the 14th, stime the 15th.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some(utime + stime)
+        cpu_ticks(self.noderun_pid()?)
+    }
+
+    /// The node daemon's pid, while it runs.
+    pub fn noderun_pid(&self) -> Option<i32> {
+        Some(self.noderun.as_ref()?.pid())
+    }
+
+    /// The control plane's pid, while it runs.
+    pub fn controlplane_pid(&self) -> Option<i32> {
+        Some(self.controlplane.as_ref()?.pid())
     }
 
     /// `ctl` against this cluster as admin.

@@ -15,14 +15,18 @@
 //!
 //! Needs root and the release binaries:
 //! `cargo build --release --bins && cargo bench -p noderun-tests --bench podstart`
-//! (`-- N` for another count of sequential pods). Without the floor's
+//! (`-- N` for another count of sequential pods;
+//! `NODERUN_BENCH_AGENT_ARGS="--runners 4"` adds flags to the agent).
+//! Without the floor's
 //! environment (see [`floor`]) the floor is left out, and the report says
 //! so; scripts/bench-podstart.sh sets everything up.
 
+mod cpu;
 mod floor;
 mod report;
 mod stats;
 
+use cpu::CpuTicks;
 use floor::{Floor, FloorSample};
 use noderun_client::{Client, ListOptions, WatchStream};
 use noderun_core::proto::EventType;
@@ -153,24 +157,23 @@ async fn bench(cluster: &Cluster, floor: Option<&Floor>, sequential: usize) -> T
 
     let names: Vec<String> = (0..sequential).map(|i| format!("seq-{i}")).collect();
     let mut ours = Vec::new();
+    let before = CpuTicks::now(cluster);
     for name in &names {
         ours.extend(start_pods(&client, &mut watch, std::slice::from_ref(name)).await);
     }
+    let cpu = CpuTicks::now(cluster).since(&before);
     attach_records(cluster, &names, &mut ours);
     let theirs = run_floor(floor, sequential, 1);
-    table.push(Section::new(
-        format!("sequential {sequential}"),
-        false,
-        ours,
-        theirs,
-    ));
+    table.push(Section::new(format!("sequential {sequential}"), false, ours, theirs).with_cpu(cpu));
 
     for (burst, tag) in [(10usize, "b10"), (100, "b100")] {
         let names: Vec<String> = (0..burst).map(|i| format!("{tag}-{i}")).collect();
+        let before = CpuTicks::now(cluster);
         let mut ours = start_pods(&client, &mut watch, &names).await;
+        let cpu = CpuTicks::now(cluster).since(&before);
         attach_records(cluster, &names, &mut ours);
         let theirs = run_floor(floor, burst, burst);
-        table.push(Section::new(format!("burst {burst}"), true, ours, theirs));
+        table.push(Section::new(format!("burst {burst}"), true, ours, theirs).with_cpu(cpu));
     }
     table
 }
@@ -190,7 +193,14 @@ fn main() {
             None
         }
     };
-    let cluster = Cluster::start_with(&["--max-pods", "500"]);
+    // Extra `noderun agent` flags for experiments (`--runners 4`).
+    let extra = std::env::var("NODERUN_BENCH_AGENT_ARGS").unwrap_or_default();
+    let mut agent_args = vec!["--max-pods", "500"];
+    agent_args.extend(extra.split_whitespace());
+    if !extra.is_empty() {
+        println!("noderun agent flags: {}", agent_args.join(" "));
+    }
+    let cluster = Cluster::start_with(&agent_args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

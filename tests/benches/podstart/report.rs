@@ -2,8 +2,9 @@
 //! (p50, p99, and for a burst the time until all were Running) with the
 //! ratios, then where the time went, phase by phase, for both.
 
+use crate::cpu::CpuTicks;
 use crate::floor::FloorSample;
-use crate::stats::{ms, p50_p99, ratio};
+use crate::stats::{ms, p50_p99, percentile, ratio};
 use crate::Sample;
 
 /// A section's phases: each phase's name and every pod's value.
@@ -16,6 +17,8 @@ pub struct Section {
     burst: bool,
     ours: Vec<Sample>,
     floor: Option<Vec<FloorSample>>,
+    /// The CPU spent while our pods started.
+    cpu: Option<CpuTicks>,
 }
 
 impl Section {
@@ -30,6 +33,14 @@ impl Section {
             burst,
             ours,
             floor,
+            cpu: None,
+        }
+    }
+
+    pub fn with_cpu(self, cpu: CpuTicks) -> Section {
+        Section {
+            cpu: Some(cpu),
+            ..self
         }
     }
 
@@ -127,11 +138,22 @@ impl Table {
         println!("pod start latency, ms: noderun from the create request to Running on the watch;");
         println!("floor (crun + CNI bridge) from netns creation to `crun start` returned");
         println!(
-            "{:<16} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7} {:>7} {:>7}",
-            "", "ours p50", "p99", "all", "floor p50", "p99", "all", "x p50", "x p99", "x all"
+            "{:<16} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7} {:>7} {:>7}",
+            "",
+            "ours p50",
+            "p95",
+            "p99",
+            "all",
+            "floor p50",
+            "p99",
+            "all",
+            "x p50",
+            "x p99",
+            "x all"
         );
         for s in &self.sections {
             let (o50, o99) = p50_p99(&s.our_latencies());
+            let o95 = percentile(&s.our_latencies(), 0.95);
             let (f50, f99) = s.floor_latencies().map_or((None, None), |f| p50_p99(&f));
             let (oall, fall) = if s.burst {
                 (s.our_span(), s.floor_span())
@@ -139,9 +161,10 @@ impl Table {
                 (None, None)
             };
             println!(
-                "{:<16} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7} {:>7} {:>7}",
+                "{:<16} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7} {:>7} {:>7}",
                 s.title,
                 ms(o50),
+                ms(o95),
                 ms(o99),
                 ms(oall),
                 ms(f50),
@@ -151,6 +174,13 @@ impl Table {
                 ratio(o99, f99),
                 ratio(oall, fall)
             );
+        }
+        println!();
+        println!("CPU while our pods started (create of the first to Running of the last):");
+        for s in &self.sections {
+            if let Some(cpu) = &s.cpu {
+                println!("{:<16} {}", s.title, cpu.describe());
+            }
         }
         self.print_phases(
             "noderun phases, ms (p50 / p99 per pod)",
