@@ -222,8 +222,11 @@ fn pids_limit_refuses_forks() {
 fn freeze_thaw_and_kill_all() {
     let Some(t) = TestCgroup::new() else { return };
     let pid = spawn_in(t.cg.as_ref(), Work::Pause);
+    assert!(!t.cg.is_frozen());
     t.cg.freeze().unwrap();
+    assert!(t.cg.is_frozen());
     t.cg.thaw().unwrap();
+    assert!(!t.cg.is_frozen());
     assert_eq!(t.cg.pids().unwrap(), vec![pid]);
     t.cg.kill_all().unwrap();
     assert_eq!(wait(pid), (None, Some(libc::SIGKILL)));

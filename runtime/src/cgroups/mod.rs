@@ -75,6 +75,10 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     fn freeze(&self) -> Result<(), CgroupError>;
     /// Let frozen processes run again (resume).
     fn thaw(&self) -> Result<(), CgroupError>;
+    /// Whether the cgroup is frozen: one read of the freezer's state (a
+    /// container's status is read often; no look into the hierarchies
+    /// without a freezer).
+    fn is_frozen(&self) -> bool;
     /// SIGKILL every process in the cgroup, including ones forked meanwhile,
     /// and wait until it is empty.
     fn kill_all(&self) -> Result<(), CgroupError>;

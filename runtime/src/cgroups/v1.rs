@@ -219,6 +219,12 @@ impl Cgroups for V1Cgroup {
         self.set_freezer("THAWED")
     }
 
+    fn is_frozen(&self) -> bool {
+        self.dirs.get("freezer").is_some_and(|dir| {
+            std::fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+        })
+    }
+
     fn kill_all(&self) -> Result<(), CgroupError> {
         if self.pids()?.is_empty() {
             return Ok(());

@@ -183,6 +183,10 @@ impl Cgroups for V2Cgroup {
         self.set_frozen(false)
     }
 
+    fn is_frozen(&self) -> bool {
+        std::fs::read_to_string(self.file("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+    }
+
     fn kill_all(&self) -> Result<(), CgroupError> {
         if self.pids()?.is_empty() {
             return Ok(());

@@ -115,7 +115,7 @@ impl Container {
         if self.dir().join(EXEC_FIFO).exists() {
             return Status::Created;
         }
-        if is_frozen(self.cgroup.as_ref()) {
+        if self.cgroup.is_frozen() {
             return Status::Paused;
         }
         Status::Running
@@ -149,15 +149,6 @@ fn remove_cgroup(cg: &dyn Cgroups, relative: &Path) -> Result<(), ContainerError
         }
     }
     Ok(())
-}
-
-fn is_frozen(cg: &dyn Cgroups) -> bool {
-    cg.paths().iter().any(|p| {
-        let v1 =
-            std::fs::read_to_string(p.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN");
-        let v2 = std::fs::read_to_string(p.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1");
-        v1 || v2
-    })
 }
 
 /// Every container under `root`, with its status (for `nrc list`).
