@@ -31,6 +31,9 @@ cargo build -p noderun-core --no-default-features --quiet
 stage "cargo test"
 cargo test --workspace --all-features
 
+stage "netplug's CNI tests against its installed (static, musl) build"
+scripts/build-static.sh --test
+
 if [ "${NODERUN_SKIP_VM:-0}" != 1 ] && [ -x scripts/vm-test.sh ]; then
   stage "cgroup v2 tests in a qemu VM"
   # The harness self-test (ignored outside the VM), the runtime's cgroup

@@ -366,9 +366,15 @@ impl IpamStore {
     }
 }
 
+/// The slots' checksum, CRC-32/ISO-HDLC (zlib's), computed from a table:
+/// a CRC crate that picks a SIMD version at run time asks the CPU for its
+/// features first (CPUID), and each CPUID is a VM exit, tens of µs on a
+/// nested VM, for a checksum over a few hundred bytes once per call.
+const SLOT_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
 /// A slot's content: header line, then the body.
 fn slot_bytes(generation: u64, body: &[u8]) -> Vec<u8> {
-    let crc = crc32fast::hash(body);
+    let crc = SLOT_CRC.checksum(body);
     let mut bytes = format!("{MAGIC}{generation} {} {crc:08x}\n", body.len()).into_bytes();
     bytes.extend_from_slice(body);
     bytes
@@ -384,7 +390,7 @@ fn parse_slot(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let len: usize = fields.next()?.parse().ok()?;
     let crc = u32::from_str_radix(fields.next()?, 16).ok()?;
     let body = bytes.get(newline + 1..)?.get(..len)?;
-    (fields.next().is_none() && crc32fast::hash(body) == crc).then_some((generation, body))
+    (fields.next().is_none() && SLOT_CRC.checksum(body) == crc).then_some((generation, body))
 }
 
 /// The running boot's id, checked to be what the kernel writes (hex digits
