@@ -858,15 +858,16 @@ fn the_runtime_binary_cannot_be_overwritten_from_a_container() {
     let nrc = f.dir.join("nrc-copy");
     std::fs::copy(env!("CARGO_BIN_EXE_nrc"), &nrc).unwrap();
     let run = |args: &[&str]| {
-        Command::new(&nrc)
-            .arg("--root")
-            .arg(f.root())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
+        unbusy(|| {
+            Command::new(&nrc)
+                .arg("--root")
+                .arg(f.root())
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+        })
     };
     let bundle = f.bundle();
     assert!(run(&["create", "--bundle", bundle.to_str().unwrap(), &f.id]).success());
@@ -908,13 +909,14 @@ fn a_proc_self_exe_entrypoint_reaches_only_the_sealed_trampoline() {
     let nrc = f.dir.join("nrc-copy");
     std::fs::copy(env!("CARGO_BIN_EXE_nrc"), &nrc).unwrap();
     let before = std::fs::read(&nrc).unwrap();
-    let out = Command::new(&nrc)
-        .arg("--root")
-        .arg(f.root())
-        .args(["run", "--bundle", f.bundle().to_str().unwrap(), &f.id])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = unbusy(|| {
+        Command::new(&nrc)
+            .arg("--root")
+            .arg(f.root())
+            .args(["run", "--bundle", f.bundle().to_str().unwrap(), &f.id])
+            .stdin(Stdio::null())
+            .output()
+    });
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("nrc: exec of the container process failed: errno 22"),
@@ -1261,4 +1263,20 @@ fn run_in_the_foreground_proxies_the_terminal() {
     assert!(text.contains("/dev/pts/"), "{text:?}");
     assert!(text.contains("out-is-a-tty"), "{text:?}");
     f.assert_gone();
+}
+
+/// Run `spawn` (a start of a freshly copied binary) again while it fails
+/// with ETXTBSY: a process another test thread forks while the copy's
+/// write fd is open holds that fd until it execs, and the kernel refuses to
+/// execute a file open for writing.
+fn unbusy<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> T {
+    for _ in 0..200 {
+        match spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the copied binary stayed busy (ETXTBSY) for 2 s");
 }
